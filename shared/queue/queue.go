@@ -1,0 +1,65 @@
+// Package queue carries sync intents from the places that accept changes
+// (SCIM, Event Hooks, reconciliation) to the workers that write to targets.
+//
+// An intent says only "identity X is at version V"; workers always sync the
+// latest desired state from the store, so duplicates, retries and
+// out-of-order delivery are harmless. Implementations: queue/disk (embedded,
+// on disk, for local runs) and queue/sqs (Amazon SQS FIFO, message group =
+// identity, deduplication id = identity+version). Both pass queuetest.Run.
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnknownHandle is returned by Ack/Retry for a handle that is no longer
+// valid (already acknowledged, or its visibility expired and it was
+// redelivered).
+var ErrUnknownHandle = errors.New("queue: unknown or expired receipt handle")
+
+// Intent asks for one identity to be synced to its targets.
+type Intent struct {
+	IdentityID string `json:"identityId"`
+	Version    int64  `json:"version"`
+	// Target restricts the sync to one target; empty means all.
+	Target string `json:"target,omitempty"`
+	// Reason says why, for the audit trail: "scim.create", "hook.user.lifecycle.deactivate", "sweeper", ...
+	Reason    string `json:"reason,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
+}
+
+// Message is a received intent.
+type Message struct {
+	Intent
+	// Handle acknowledges or retries this delivery.
+	Handle string
+	// Receives counts deliveries, this one included.
+	Receives int
+	// Sent is when the intent was first enqueued.
+	Sent time.Time
+}
+
+// Enqueuer is what producers need.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, intents ...Intent) error
+}
+
+// Queue is the whole contract, for workers and tests.
+type Queue interface {
+	Enqueuer
+	// Receive waits up to wait for at most max messages. A received message
+	// is invisible to other receivers until it is acknowledged, retried, or
+	// its visibility timeout passes; messages of one identity are delivered
+	// in order and never two at once.
+	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+	// Ack removes a processed message.
+	Ack(ctx context.Context, handle string) error
+	// Retry makes the message visible again after delay. After the
+	// configured maximum receives it moves to the dead-letter queue.
+	Retry(ctx context.Context, handle string, delay time.Duration) error
+	// DeadLetters lists what is parked in the dead-letter queue (at most max).
+	DeadLetters(ctx context.Context, max int) ([]Message, error)
+	Close() error
+}

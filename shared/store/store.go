@@ -1,0 +1,196 @@
+// Package store holds learnerlink's desired state: identities (SCIM Users),
+// groups, memberships, and the links between an identity and the learner it
+// is projected to in each target.
+//
+// Okta (or Entra) is the source of truth; this store records what it last
+// told us. Every change to what an identity should look like in a target
+// bumps the identity's Version and marks it pending in the same atomic
+// write. The outbound queue is only a trigger: a worker always reads the
+// latest desired state, so a lost, duplicated or reordered message costs at
+// most a redundant sync. A crash between the store write and the enqueue is
+// healed by the pending index: a sweeper re-queues identities that have been
+// pending longer than a threshold (ListPending), and the worker clears the
+// mark once it has synced that exact version (ClearPending).
+//
+// Implementations: store/bolt (embedded, on disk, for local runs) and
+// store/dynamo (Amazon DynamoDB single table). Both pass storetest.Run.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Errors every implementation returns (possibly wrapped); test with errors.Is.
+var (
+	ErrNotFound         = errors.New("store: not found")
+	ErrUserNameTaken    = errors.New("store: userName already exists")
+	ErrDisplayNameTaken = errors.New("store: group displayName already exists")
+	ErrExists           = errors.New("store: id already exists")
+	ErrVersionConflict  = errors.New("store: version conflict")
+)
+
+// MissingMembersError reports member ids that name no live identity. It
+// wraps ErrNotFound.
+type MissingMembersError struct{ IDs []string }
+
+func (e *MissingMembersError) Error() string {
+	return fmt.Sprintf("store: members not found: %s", strings.Join(e.IDs, ", "))
+}
+func (e *MissingMembersError) Unwrap() error { return ErrNotFound }
+
+// Identity is the desired state of one person.
+type Identity struct {
+	ID         string
+	UserName   string // unique, compared case-insensitively
+	ExternalID string // the IdP's id (Okta user id); not unique by contract
+	Active     bool
+	// Deleted marks a tombstone left by DELETE /Users: the SCIM API answers
+	// 404 for it and its userName is free again, but workers still see it so
+	// the learner is deactivated (never deleted unless configured).
+	Deleted bool
+	// Resource is the SCIM User as JSON, without meta, groups or password.
+	Resource json.RawMessage
+	// Version is set by the store: 1 on create, +1 on every change,
+	// including membership changes (the User's groups are part of it).
+	Version  int64
+	Created  time.Time
+	Modified time.Time
+}
+
+// Group is an IdP group pushed to us (Okta Push Groups).
+type Group struct {
+	ID          string
+	DisplayName string // unique, compared case-insensitively
+	ExternalID  string
+	// Resource is the SCIM Group as JSON, without meta and members.
+	Resource json.RawMessage
+	Version  int64
+	Created  time.Time
+	Modified time.Time
+}
+
+// Member is one membership as seen from either side.
+type Member struct {
+	GroupID     string
+	GroupName   string
+	UserID      string
+	UserDisplay string
+}
+
+// Changed names an identity whose desired state changed as a side effect of
+// a group write; the caller queues a sync intent for each.
+type Changed struct {
+	ID      string
+	Version int64
+}
+
+// Link ties an identity to its learner in one target.
+type Link struct {
+	IdentityID    string
+	Target        string // target name, e.g. "absorb"
+	LearnerID     string // the target's id for the learner
+	ExternalID    string // what we wrote as the learner's external id
+	SyncedVersion int64  // identity version last fully synced
+	Hash          string // hash of what was pushed, to skip no-op writes
+	Updated       time.Time
+}
+
+// Pending is an identity whose latest version is not yet synced.
+type Pending struct {
+	ID      string
+	Version int64
+	// Since is when it last became pending: the Modified time of the
+	// identity write, or of the group write that changed its membership.
+	Since time.Time
+}
+
+// Page is a window of a listing. Next is empty on the last page.
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+// Identities is the identity part of the store.
+type Identities interface {
+	// CreateIdentity stores a new identity with Version 1 and marks it
+	// pending. ErrUserNameTaken if the userName (case-insensitively) is used
+	// by a live identity; ErrExists if the ID is.
+	CreateIdentity(ctx context.Context, id *Identity) error
+	// GetIdentity returns the identity, tombstones included.
+	GetIdentity(ctx context.Context, id string) (*Identity, error)
+	// GetIdentityByUserName finds a live identity case-insensitively.
+	GetIdentityByUserName(ctx context.Context, userName string) (*Identity, error)
+	// FindIdentitiesByExternalID returns live identities with that externalId.
+	FindIdentitiesByExternalID(ctx context.Context, externalID string) ([]*Identity, error)
+	// UpdateIdentity replaces a live identity if its stored Version equals
+	// expectedVersion (else ErrVersionConflict), sets id.Version to
+	// expectedVersion+1 and marks it pending.
+	UpdateIdentity(ctx context.Context, id *Identity, expectedVersion int64) error
+	// DeleteIdentity turns a live identity into a tombstone: frees its
+	// userName, removes its memberships, bumps its version, marks it pending.
+	DeleteIdentity(ctx context.Context, id string, expectedVersion int64) (*Identity, error)
+	// ListIdentities lists live identities in a stable order (by ID), at
+	// most limit per page, starting after the cursor (empty for the first).
+	ListIdentities(ctx context.Context, cursor string, limit int) (Page[*Identity], error)
+	// CountIdentities counts live identities.
+	CountIdentities(ctx context.Context) (int, error)
+}
+
+// Groups is the group and membership part of the store.
+type Groups interface {
+	// CreateGroup stores a group (Version 1) with its initial members. Every
+	// member must be a live identity (*MissingMembersError otherwise, and
+	// nothing is written). Returns the identities whose version it bumped.
+	CreateGroup(ctx context.Context, g *Group, members []string) ([]Changed, error)
+	GetGroup(ctx context.Context, id string) (*Group, error)
+	GetGroupByDisplayName(ctx context.Context, displayName string) (*Group, error)
+	// UpdateGroup replaces the group's attributes if its Version equals
+	// expectedVersion, adds and removes members, bumps the group's version
+	// and that of every identity whose membership changed. Adding a present
+	// member or removing an absent one is not a change.
+	UpdateGroup(ctx context.Context, g *Group, expectedVersion int64, add, remove []string) ([]Changed, error)
+	// DeleteGroup removes the group and its memberships.
+	DeleteGroup(ctx context.Context, id string) ([]Changed, error)
+	ListGroups(ctx context.Context, cursor string, limit int) (Page[*Group], error)
+	CountGroups(ctx context.Context) (int, error)
+	// Members lists a group's members (UserID, UserDisplay filled).
+	Members(ctx context.Context, groupID string) ([]Member, error)
+	// GroupsOf lists an identity's groups (GroupID, GroupName filled).
+	GroupsOf(ctx context.Context, userID string) ([]Member, error)
+}
+
+// Links is the identity-to-learner part of the store.
+type Links interface {
+	GetLink(ctx context.Context, identityID, target string) (*Link, error)
+	// PutLink writes the link unless the stored one has a higher
+	// SyncedVersion (ErrVersionConflict): an old worker never rolls back a
+	// newer sync.
+	PutLink(ctx context.Context, l *Link) error
+	// ListLinks lists one target's links, for reconciliation.
+	ListLinks(ctx context.Context, target, cursor string, limit int) (Page[*Link], error)
+}
+
+// Sync is the pending index that heals lost intents.
+type Sync interface {
+	// ListPending returns identities pending since before olderThan.
+	ListPending(ctx context.Context, olderThan time.Time, limit int) ([]Pending, error)
+	// ClearPending clears the mark if the identity is still at version.
+	ClearPending(ctx context.Context, id string, version int64) error
+}
+
+// Store is everything; consumers should ask for the smallest part they use.
+type Store interface {
+	Identities
+	Groups
+	Links
+	Sync
+	Close() error
+}
+
+// FoldUserName is how userName and displayName uniqueness compares.
+func FoldUserName(s string) string { return strings.ToLower(s) }
