@@ -183,12 +183,34 @@ type Sync interface {
 	ClearPending(ctx context.Context, id string, version int64) error
 }
 
+// AuditRecord says what learnerlink did to a target and why. It never
+// holds attribute values (no PII beyond ids), tokens or secrets.
+type AuditRecord struct {
+	IdentityID    string
+	Time          time.Time
+	Target        string // target name; empty for store-only actions
+	Actor         string // "worker", "rules", "reconcile", "scim", "hooks"
+	Action        string // e.g. "learner.create", "learner.deactivate", "enroll"
+	Detail        string // why: rule name, fields changed (names, not values)
+	SourceVersion int64  // identity version that caused it
+	Reason        string // the intent's reason
+	RequestID     string
+	Result        string // "ok" or "error: ..."
+}
+
+// Audit is the append-only trail, newest first when listed.
+type Audit interface {
+	AppendAudit(ctx context.Context, r *AuditRecord) error
+	ListAudit(ctx context.Context, identityID string, limit int) ([]AuditRecord, error)
+}
+
 // Store is everything; consumers should ask for the smallest part they use.
 type Store interface {
 	Identities
 	Groups
 	Links
 	Sync
+	Audit
 	Close() error
 }
 
