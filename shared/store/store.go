@@ -97,7 +97,10 @@ type Link struct {
 	ExternalID    string // what we wrote as the learner's external id
 	SyncedVersion int64  // identity version last fully synced
 	Hash          string // hash of what was pushed, to skip no-op writes
-	Updated       time.Time
+	// Applied names the enrollment rules already carried out for this
+	// learner, so a rule fires once when it starts to match, not on every sync.
+	Applied []string
+	Updated time.Time
 }
 
 // Pending is an identity whose latest version is not yet synced.
