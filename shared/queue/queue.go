@@ -39,6 +39,9 @@ type Message struct {
 	Receives int
 	// Sent is when the intent was first enqueued.
 	Sent time.Time
+	// Reason is why a dead-lettered message was parked (DeadLetters only;
+	// empty when it went there by exhausting its receives).
+	ParkReason string
 }
 
 // Enqueuer is what producers need.
@@ -59,6 +62,12 @@ type Queue interface {
 	// Retry makes the message visible again after delay. After the
 	// configured maximum receives it moves to the dead-letter queue.
 	Retry(ctx context.Context, handle string, delay time.Duration) error
+	// Park moves the message to the dead-letter queue at once, recording
+	// reason (a permanent failure such as a target's validation error must
+	// not be retried until MaxReceives). The reason travels with the
+	// message (an SQS message attribute "reason") and DeadLetters returns
+	// it in Message.ParkReason.
+	Park(ctx context.Context, handle, reason string) error
 	// DeadLetters lists what is parked in the dead-letter queue (at most max).
 	DeadLetters(ctx context.Context, max int) ([]Message, error)
 	Close() error
