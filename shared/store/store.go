@@ -57,6 +57,8 @@ type Identity struct {
 	Resource json.RawMessage
 	// Version is set by the store: 1 on create, +1 on every change,
 	// including membership changes (the User's groups are part of it).
+	// Created and Modified are set by the store too (UTC), and written back
+	// into the Identity passed to a write, as are Group's.
 	Version  int64
 	Created  time.Time
 	Modified time.Time
@@ -122,7 +124,8 @@ type Page[T any] struct {
 type Identities interface {
 	// CreateIdentity stores a new identity with Version 1 and marks it
 	// pending. ErrUserNameTaken if the userName (case-insensitively) is used
-	// by a live identity; ErrExists if the ID is.
+	// by a live identity; ErrExists if the ID is used by any identity,
+	// tombstones included (so an identity's versions never restart).
 	CreateIdentity(ctx context.Context, id *Identity) error
 	// GetIdentity returns the identity, tombstones included.
 	GetIdentity(ctx context.Context, id string) (*Identity, error)

@@ -1,0 +1,167 @@
+// Package config reads learnerlink's settings from the environment (and,
+// in AWS, its credentials from one Secrets Manager secret). Every variable
+// is listed in Vars with its meaning; the README's configuration reference
+// and the template tests are checked against that list.
+package config
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Var documents one environment variable.
+type Var struct {
+	Name, Default, Doc string
+	Where              string // "local", "aws" or "both"
+}
+
+// Vars is every variable learnerlink reads.
+var Vars = []Var{
+	{"LEARNERLINK_ADDR", "127.0.0.1:8080", "address the local runner listens on", "local"},
+	{"LEARNERLINK_DATA_DIR", "./.learnerlink", "where the local runner keeps its store, queue and sandbox LMS", "local"},
+	{"LEARNERLINK_SCIM_TOKEN", "(generated, printed once, kept in the data dir)", "bearer token Okta sends to the SCIM API", "local"},
+	{"LEARNERLINK_TARGET", "sandbox", "target LMS: sandbox (built-in) or absorb", "both"},
+	{"LEARNERLINK_CONFIG", "(none: default mapping, no rules)", "JSON file with the attribute mapping and enrollment rules (see infra/config/learnerlink.example.json)", "both"},
+	{"LEARNERLINK_WORKERS", "8", "concurrent queue consumers in the local runner", "local"},
+	{"LEARNERLINK_LOG_LEVEL", "info", "debug, info, warn or error", "both"},
+	{"LEARNERLINK_PENDING_THRESHOLD", "15m", "how long an identity may wait unsynced before the sweeper re-queues it", "both"},
+	{"ABSORB_API_URL", "", "Absorb Integration API gateway, e.g. https://rest.myabsorb.com", "both"},
+	{"ABSORB_USERNAME", "", "Absorb admin API user (local; in AWS it is in the secret)", "local"},
+	{"ABSORB_PASSWORD", "", "its password (local; in AWS it is in the secret)", "local"},
+	{"ABSORB_PRIVATE_KEY", "", "the portal's REST API private key, also sent as x-api-key (local; in AWS it is in the secret)", "local"},
+	{"ABSORB_RATE_LIMIT", "10", "requests per second to Absorb, summed over all workers", "both"},
+	{"ABSORB_DEFAULT_DEPARTMENT_ID", "", "Absorb department for learners whose department is unknown", "both"},
+	{"ABSORB_CREATE_DEPARTMENTS", "false", "create missing departments by name", "both"},
+	{"ABSORB_GROUPS_FIELD", "customFields.string30", "Absorb user field that carries the learner's group names (for automatic groups)", "both"},
+	{"LEARNERLINK_TABLE", "", "DynamoDB table (AWS)", "aws"},
+	{"LEARNERLINK_QUEUE_URL", "", "SQS FIFO queue URL (AWS)", "aws"},
+	{"LEARNERLINK_DLQ_URL", "", "SQS dead-letter queue URL (AWS)", "aws"},
+	{"LEARNERLINK_SECRET_ID", "", "Secrets Manager secret holding the credentials as JSON (AWS)", "aws"},
+}
+
+// Settings is the parsed environment.
+type Settings struct {
+	Addr             string
+	DataDir          string
+	SCIMToken        string
+	Target           string
+	ConfigFile       string
+	Workers          int
+	LogLevel         slog.Level
+	PendingThreshold time.Duration
+
+	Absorb Absorb
+
+	Table    string
+	QueueURL string
+	DLQURL   string
+	SecretID string
+}
+
+// Absorb holds the Absorb connector's settings.
+type Absorb struct {
+	URL, Username, Password, PrivateKey string
+	RateLimit                           float64
+	DefaultDepartmentID                 string
+	CreateDepartments                   bool
+	GroupsField                         string
+}
+
+// FromEnv parses the environment; getenv is os.Getenv in production.
+func FromEnv(getenv func(string) string) (Settings, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	s := Settings{
+		Addr:       get("LEARNERLINK_ADDR", "127.0.0.1:8080"),
+		DataDir:    get("LEARNERLINK_DATA_DIR", "./.learnerlink"),
+		SCIMToken:  getenv("LEARNERLINK_SCIM_TOKEN"),
+		Target:     get("LEARNERLINK_TARGET", "sandbox"),
+		ConfigFile: get("LEARNERLINK_CONFIG", ""),
+		Table:      get("LEARNERLINK_TABLE", ""),
+		QueueURL:   get("LEARNERLINK_QUEUE_URL", ""),
+		DLQURL:     get("LEARNERLINK_DLQ_URL", ""),
+		SecretID:   get("LEARNERLINK_SECRET_ID", ""),
+		Absorb: Absorb{
+			URL:                 get("ABSORB_API_URL", ""),
+			Username:            getenv("ABSORB_USERNAME"),
+			Password:            getenv("ABSORB_PASSWORD"),
+			PrivateKey:          getenv("ABSORB_PRIVATE_KEY"),
+			DefaultDepartmentID: get("ABSORB_DEFAULT_DEPARTMENT_ID", ""),
+			GroupsField:         get("ABSORB_GROUPS_FIELD", "customFields.string30"),
+		},
+	}
+	var err error
+	if s.Workers, err = strconv.Atoi(get("LEARNERLINK_WORKERS", "8")); err != nil || s.Workers < 1 || s.Workers > 256 {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_WORKERS must be a whole number from 1 to 256"))
+	}
+	if err := s.LogLevel.UnmarshalText([]byte(get("LEARNERLINK_LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_LOG_LEVEL: %w", err))
+	}
+	if s.PendingThreshold, err = time.ParseDuration(get("LEARNERLINK_PENDING_THRESHOLD", "15m")); err != nil || s.PendingThreshold < time.Minute {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_PENDING_THRESHOLD must be a duration of at least 1m"))
+	}
+	if s.Absorb.RateLimit, err = strconv.ParseFloat(get("ABSORB_RATE_LIMIT", "10"), 64); err != nil || s.Absorb.RateLimit <= 0 || s.Absorb.RateLimit > 200 {
+		errs = append(errs, fmt.Errorf("ABSORB_RATE_LIMIT must be a number of requests per second above 0 and at most 200 (Absorb's documented account limit)"))
+	}
+	if s.Absorb.CreateDepartments, err = strconv.ParseBool(get("ABSORB_CREATE_DEPARTMENTS", "false")); err != nil {
+		errs = append(errs, fmt.Errorf("ABSORB_CREATE_DEPARTMENTS must be true or false"))
+	}
+	switch s.Target {
+	case "sandbox", "absorb":
+	default:
+		errs = append(errs, fmt.Errorf("LEARNERLINK_TARGET=%q: want sandbox or absorb", s.Target))
+	}
+	return s, errors.Join(errs...)
+}
+
+// Secrets is the JSON document kept in Secrets Manager.
+type Secrets struct {
+	SCIMToken        string `json:"scimToken"`
+	HookSecret       string `json:"hookSecret,omitempty"`
+	AbsorbUsername   string `json:"absorbUsername,omitempty"`
+	AbsorbPassword   string `json:"absorbPassword,omitempty"`
+	AbsorbPrivateKey string `json:"absorbPrivateKey,omitempty"`
+}
+
+// SecretGetter fetches a secret's string value (Secrets Manager in AWS).
+type SecretGetter interface {
+	SecretString(ctx context.Context, id string) (string, error)
+}
+
+// LoadSecrets fills the credentials from the secret named by SecretID.
+// Values already set in the environment win (handy for tests).
+func (s *Settings) LoadSecrets(ctx context.Context, sg SecretGetter) error {
+	if s.SecretID == "" {
+		return nil
+	}
+	raw, err := sg.SecretString(ctx, s.SecretID)
+	if err != nil {
+		return fmt.Errorf("config: read secret: %w", err)
+	}
+	var sec Secrets
+	if err := json.Unmarshal([]byte(raw), &sec); err != nil {
+		// Never echo the secret's content in the error.
+		return errors.New("config: the secret is not a JSON object of credentials")
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&s.SCIMToken, sec.SCIMToken)
+	fill(&s.Absorb.Username, sec.AbsorbUsername)
+	fill(&s.Absorb.Password, sec.AbsorbPassword)
+	fill(&s.Absorb.PrivateKey, sec.AbsorbPrivateKey)
+	return nil
+}

@@ -1,0 +1,52 @@
+// Package dynamo is the Amazon DynamoDB store.Store: one table, no Scan.
+//
+// Item types (S = string; "A" is the main item of an entity):
+//
+//	item          PK                 SK                   GSI1PK / GSI1SK        GSI2PK / GSI2SK         GSI3PK / GSI3SK
+//	identity      USER#<id>          A                    USERS / <id>  (live)   EXT#<extId> / <id> (live, extId set)  PENDING / <since>#<id> (pending)
+//	userName      USERNAME#<folded>  A                    -                      -                       -
+//	group         GROUP#<id>         A                    GROUPS / <id>          -                       -
+//	displayName   GROUPNAME#<folded> A                    -                      -                       -
+//	member        GROUP#<gid>        MEMBER#<uid>         -                      -                       -
+//	member-of     USER#<uid>         MEMBEROF#<gid>       -                      -                       -
+//	link          USER#<id>          LINK#<target>        TARGET#<target> / <id> -                       -
+//	audit         USER#<id>          AUDIT#<time>#<rand>  -                      -                       -   (expiresAt TTL)
+//
+// Attribute names: see the Attr* and Index* constants; GSI1 and GSI2 project
+// ALL, GSI3 (pending, sparse) projects id, version and pendingSince. Times
+// are UTC RFC 3339 with a fixed nine-digit fraction so that string order is
+// time order ("<since>" and "<time>" above). <folded> is
+// store.FoldUserName of the userName or displayName.
+//
+// Consistency: point reads (GetItem, Query on a partition, BatchGetItem) are
+// strongly consistent; listings, counts, externalId lookups and ListPending
+// go through GSIs and are eventually consistent. Uniqueness of userName and
+// displayName is enforced by the USERNAME#/GROUPNAME# items, written in the
+// same TransactWriteItems as the entity with attribute_not_exists
+// conditions; every entity write is conditional on its version.
+//
+// Large writes: a transaction holds at most 100 items, and a membership
+// change costs three (member, member-of, identity version bump). CreateGroup,
+// UpdateGroup, DeleteGroup and DeleteIdentity therefore validate every member
+// id first, then apply the change in atomic chunks: the first chunk carries
+// the group's (or identity's) own write with its conditions, so a rejected
+// write changes nothing; later chunks each keep a membership and its version
+// bump together. A crash between chunks leaves the first chunks applied;
+// the caller's retry (or the next change) converges.
+//
+// For template.yaml (AWS::DynamoDB::Table):
+//
+//	BillingMode: PAY_PER_REQUEST
+//	AttributeDefinitions: PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK (all AttributeType S)
+//	KeySchema: PK HASH, SK RANGE
+//	GlobalSecondaryIndexes:
+//	  - IndexName: GSI1, KeySchema: GSI1PK HASH, GSI1SK RANGE, Projection: {ProjectionType: ALL}
+//	  - IndexName: GSI2, KeySchema: GSI2PK HASH, GSI2SK RANGE, Projection: {ProjectionType: ALL}
+//	  - IndexName: GSI3, KeySchema: GSI3PK HASH, GSI3SK RANGE,
+//	    Projection: {ProjectionType: INCLUDE, NonKeyAttributes: [id, version, pendingSince]}
+//	TimeToLiveSpecification: {AttributeName: expiresAt, Enabled: true}
+//
+// IAM: GetItem, PutItem, UpdateItem, DeleteItem, Query, BatchGetItem,
+// TransactWriteItems (ConditionCheckItem included) on the table and
+// table/index/*.
+package dynamo

@@ -1,0 +1,85 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/learnerlink/learnerlink/shared/queue"
+)
+
+// Queue is what a polling worker needs (the local runner's loop; in AWS the
+// SQS event source polls and the Lambda applies outcomes itself).
+type Queue interface {
+	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error)
+	Ack(ctx context.Context, handle string) error
+	Retry(ctx context.Context, handle string, delay time.Duration) error
+	Park(ctx context.Context, handle, reason string) error
+}
+
+// Run polls q with n concurrent consumers until ctx is done. Throughput to
+// a target is bounded by the target's limiter, not by n.
+func (w *Worker) Run(ctx context.Context, q Queue, n int, batch int) error {
+	if n < 1 {
+		n = 1
+	}
+	if batch < 1 {
+		batch = 10
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				msgs, err := q.Receive(ctx, batch, 5*time.Second)
+				if err != nil {
+					if ctx.Err() == nil {
+						w.cfg.Logger.WarnContext(ctx, "queue receive failed", "err", err)
+						sleep(ctx, time.Second)
+					}
+					continue
+				}
+				if len(msgs) == 0 {
+					continue
+				}
+				w.Apply(ctx, q, w.Process(ctx, msgs))
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Apply carries out the outcomes on the queue. A failure here leaves the
+// message to its visibility timeout: it is redelivered, never lost.
+func (w *Worker) Apply(ctx context.Context, q Queue, outs []Outcome) {
+	// Outcomes must be applied even while shutting down, or finished work
+	// would be redone after the visibility timeout.
+	ctx = context.WithoutCancel(ctx)
+	for _, o := range outs {
+		var err error
+		switch o.Verdict {
+		case Ack:
+			err = q.Ack(ctx, o.Message.Handle)
+		case Retry:
+			err = q.Retry(ctx, o.Message.Handle, o.Delay)
+		case Park:
+			w.cfg.Logger.ErrorContext(ctx, "intent parked in dead-letter queue", "identity", o.Message.IdentityID, "reason", o.Reason)
+			err = q.Park(ctx, o.Message.Handle, o.Reason)
+		}
+		if err != nil && !errors.Is(err, queue.ErrUnknownHandle) {
+			w.cfg.Logger.WarnContext(ctx, "queue update failed", "identity", o.Message.IdentityID, "err", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
