@@ -18,7 +18,7 @@ package worker
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
