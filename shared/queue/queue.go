@@ -25,6 +25,9 @@ type Intent struct {
 	Version    int64  `json:"version"`
 	// Target restricts the sync to one target; empty means all.
 	Target string `json:"target,omitempty"`
+	// Force asks the worker to re-push even if the link says this version
+	// is synced: reconciliation found the target drifted.
+	Force bool `json:"force,omitempty"`
 	// Reason says why, for the audit trail: "scim.create", "hook.user.lifecycle.deactivate", "sweeper", ...
 	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"requestId,omitempty"`

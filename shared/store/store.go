@@ -210,6 +210,32 @@ type Audit interface {
 	ListAudit(ctx context.Context, identityID string, limit int) ([]AuditRecord, error)
 }
 
+// Doc is a small document kept for the control plane: reconciliation
+// checkpoints and reports, the review list, seen hook-event ids. Its Key is
+// "<kind>/<id>"; kinds are listed separately.
+type Doc struct {
+	Key     string
+	Value   []byte // at most 64 KiB
+	Version int64  // set by the store: 1 on create, +1 on every put
+	// Expires, if set, is when the document stops existing (DynamoDB TTL;
+	// reads treat an expired document as absent even before it is purged).
+	Expires time.Time
+}
+
+// Docs stores Docs with optimistic concurrency.
+type Docs interface {
+	// GetDoc returns the document or ErrNotFound (also when expired).
+	GetDoc(ctx context.Context, key string) (*Doc, error)
+	// PutDoc writes d if the stored version equals expectedVersion (0: it
+	// must not exist, or be expired), else ErrVersionConflict; it sets
+	// d.Version to the new version.
+	PutDoc(ctx context.Context, d *Doc, expectedVersion int64) error
+	// DeleteDoc removes the document; absent is not an error.
+	DeleteDoc(ctx context.Context, key string) error
+	// ListDocs lists one kind's live documents in key order.
+	ListDocs(ctx context.Context, kind, cursor string, limit int) (Page[*Doc], error)
+}
+
 // Store is everything; consumers should ask for the smallest part they use.
 type Store interface {
 	Identities
@@ -217,6 +243,7 @@ type Store interface {
 	Links
 	Sync
 	Audit
+	Docs
 	Close() error
 }
 

@@ -152,7 +152,7 @@ func Open(path string, opts Options) (*Queue, error) {
 
 func dedupKey(in queue.Intent) string {
 	// Length-prefixed so no two different triples share a key.
-	return fmt.Sprintf("%d:%s|%d|%s", len(in.IdentityID), in.IdentityID, in.Version, in.Target)
+	return fmt.Sprintf("%d:%s|%d|%s|%t", len(in.IdentityID), in.IdentityID, in.Version, in.Target, in.Force)
 }
 
 // usableLocked says whether operations may proceed.

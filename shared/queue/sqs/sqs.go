@@ -118,10 +118,10 @@ func GroupID(identityID string) string {
 }
 
 // DedupID is the MessageDeduplicationId of an intent: a hash over
-// IdentityID, Version and Target (length-prefixed, so no two triples
+// IdentityID, Version, Target and Force (length-prefixed, so no two triples
 // collide by concatenation).
 func DedupID(in queue.Intent) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s|%d|%s", len(in.IdentityID), in.IdentityID, in.Version, in.Target))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s|%d|%s|%t", len(in.IdentityID), in.IdentityID, in.Version, in.Target, in.Force))
 	return hex.EncodeToString(sum[:])
 }
 
