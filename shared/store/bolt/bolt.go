@@ -18,6 +18,7 @@
 //	links        target/ identityId → Link JSON
 //	pending      since(fixed-width UTC) 0x00 id → version
 //	audit        "#"+identityId/ time 0x00 seq → AuditRecord JSON
+//	docs         "<kind>/<id>" → docRec JSON      expired ones too, until overwritten or deleted
 //
 // Times are stored in UTC; the pending and audit keys use a fixed-width
 // RFC 3339 form so that byte order is time order.
@@ -69,11 +70,12 @@ const (
 	bLinks       = "links"
 	bPending     = "pending"
 	bAudit       = "audit"
+	bDocs        = "docs"
 )
 
 func allBuckets() []string {
 	return []string{bIdentities, bTombstones, bUserNames, bExternalIDs, bGroups,
-		bGroupNames, bMembers, bMemberOf, bLinks, bPending, bAudit}
+		bGroupNames, bMembers, bMemberOf, bLinks, bPending, bAudit, bDocs}
 }
 
 // Store is a store.Store in one bbolt file.

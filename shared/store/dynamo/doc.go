@@ -11,6 +11,15 @@
 //	member-of     USER#<uid>         MEMBEROF#<gid>       -                      -                       -
 //	link          USER#<id>          LINK#<target>        TARGET#<target> / <id> -                       -
 //	audit         USER#<id>          AUDIT#<time>#<rand>  -                      -                       -   (expiresAt TTL)
+//	doc           DOC#<kind>         <id>                 -                      -                       -   (expiresAt TTL when Expires set)
+//
+// A doc item (store.Doc "<kind>/<id>") holds value (B, omitted when empty)
+// and version (N); expiresAt is its Expires in epoch seconds, rounded up.
+// Reads treat expiresAt <= now as absent before TTL removes the item, and
+// PutDoc's conditions do too: create is attribute_not_exists(PK) OR
+// expiresAt <= :now, update is version = :v AND the item is unexpired.
+// ListDocs queries the DOC#<kind> partition (strongly consistent) with a
+// filter on expiresAt.
 //
 // Attribute names: see the Attr* and Index* constants; GSI1 and GSI2 project
 // ALL, GSI3 (pending, sparse) projects id, version and pendingSince. Times

@@ -35,7 +35,7 @@ const (
 	AttrPendingPK = "GSI3PK"
 	AttrPendingSK = "GSI3SK"
 
-	// AttrTTL holds an audit record's expiry (epoch seconds).
+	// AttrTTL holds an audit record's or a doc's expiry (epoch seconds).
 	AttrTTL = "expiresAt"
 )
 

@@ -14,6 +14,12 @@
 //     ErrNotFound; FindIdentitiesByExternalID with no match is empty, nil;
 //   - UpdateGroup applies add before remove;
 //   - PutLink sets Updated when zero; AppendAudit sets Time when zero.
+//   - docs: an id may hold slashes; keys over 1 KiB, a negative expected
+//     version and bad ListDocs kinds or cursors (another kind's key) are
+//     plain errors; PutDoc keeps Expires to within a second, never earlier
+//     than asked, and writes the stored value back (UTC); ListDocs sets
+//     Next only when a live document follows; a deleted or expired doc is
+//     created again from version 1.
 package storetest
 
 import (
@@ -66,6 +72,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentCreateSameUserName", testConcurrentCreate},
 		{"ConcurrentUpdateSameVersion", testConcurrentUpdate},
 		{"ConcurrentGroupUpdates", testConcurrentGroupUpdates},
+		{"DocWrites", testDocWrites},
+		{"DocExpiry", testDocExpiry},
+		{"DocDelete", testDocDelete},
+		{"ListDocsPaging", testListDocsPaging},
+		{"DocBadKeys", testDocBadKeys},
+		{"ConcurrentDocWrites", testConcurrentDocWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
