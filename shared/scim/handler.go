@@ -72,6 +72,8 @@ type handler struct {
 	users  *resourceType
 	groups *resourceType
 	mux    *http.ServeMux
+	// cursors makes sequential startIndex paging read each resource once.
+	cursors *cursorCache
 }
 
 // NewHandler returns the SCIM API for paths under /scim/v2.
@@ -107,10 +109,11 @@ func NewHandler(st Store, q queue.Enqueuer, cfg Config) (http.Handler, error) {
 	if cfg.MaxResults == 0 {
 		cfg.MaxResults = defaultMaxResults
 	}
+	cursors := newCursorCache(cfg.Now)
 	h := &handler{
-		st: st, q: q, cfg: cfg, log: cfg.Logger,
+		st: invalidatingStore{Store: st, c: cursors}, q: q, cfg: cfg, log: cfg.Logger,
 		users: userResourceType(), groups: groupResourceType(),
-		mux: http.NewServeMux(),
+		mux: http.NewServeMux(), cursors: cursors,
 	}
 	h.routes()
 	return h, nil

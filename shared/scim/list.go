@@ -237,17 +237,24 @@ func list[T any](h *handler, w http.ResponseWriter, r *http.Request, lq listQuer
 	base := h.baseURL(r)
 	win := &window[T]{skip: lq.startIndex - 1, count: lq.count}
 	if lq.filter == nil {
+		gen := h.cursors.generation(l.rt.Endpoint)
 		total, err := l.count(ctx)
 		if err != nil {
 			return fmt.Errorf("count %s: %w", l.rt.Endpoint, err)
 		}
-		if need := win.skip + win.count; win.count > 0 && win.skip < total {
-			err = walk(ctx, l.page, min(need, scanPage), func(x T) (bool, error) {
-				win.add(x)
-				return win.total < need, nil
-			})
+		if win.count > 0 && win.skip < total {
+			cursor := ""
+			if win.skip > 0 {
+				if c, ok := h.cursors.get(cursorKey{l.rt.Endpoint, lq.startIndex}, total); ok {
+					cursor, win.skip = c, 0
+				}
+			}
+			next, err := seek(ctx, l.page, cursor, win.skip+win.count, win.add)
 			if err != nil {
 				return err
+			}
+			if next != "" {
+				h.cursors.put(cursorKey{l.rt.Endpoint, lq.startIndex + win.count}, next, total, gen)
 			}
 		}
 		win.total = total
@@ -310,6 +317,36 @@ func (wd *window[T]) add(x T) {
 	if wd.total > wd.skip && len(wd.items) < wd.count {
 		wd.items = append(wd.items, x)
 	}
+}
+
+// seek reads the next n resources after cursor ("" for the first), asking
+// each page for no more than it still needs, so the cursor it returns
+// continues exactly after the n-th: the next page's start. It returns ""
+// when the listing ended first.
+func seek[T any](ctx context.Context, page func(context.Context, string, int) (store.Page[T], error), cursor string, n int, fn func(T)) (string, error) {
+	for n > 0 {
+		p, err := page(ctx, cursor, min(n, scanPage))
+		if err != nil {
+			return "", fmt.Errorf("list: %w", err)
+		}
+		if len(p.Items) > n {
+			// A store returning more than asked: its cursor is past where
+			// we stop, so there is nothing to remember.
+			for _, x := range p.Items[:n] {
+				fn(x)
+			}
+			return "", nil
+		}
+		for _, x := range p.Items {
+			fn(x)
+		}
+		n -= len(p.Items)
+		if p.Next == "" || p.Next == cursor {
+			return "", nil
+		}
+		cursor = p.Next
+	}
+	return cursor, nil
 }
 
 // walk reads a listing page by page (a Query in DynamoDB, never a Scan)
