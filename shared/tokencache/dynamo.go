@@ -24,9 +24,9 @@ const (
 	attrPK         = "PK"
 	attrSK         = "SK"
 	attrValue      = "token"
-	attrExpires    = "expiresAt"  // Unix nanoseconds; absent when unknown
-	attrGeneration = "generation" // >= 1
-	attrUpdatedAt  = "updatedAt"  // Unix milliseconds, for operators
+	attrExpires    = "tokenExpires" // Unix nanoseconds; absent when unknown. Not "expiresAt": that is the table's TTL attribute (seconds)
+	attrGeneration = "generation"   // >= 1
+	attrUpdatedAt  = "updatedAt"    // Unix milliseconds, for operators
 )
 
 // Dynamo is a Cache shared by every worker through one DynamoDB item,
