@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/learnerlink/learnerlink/shared/connector/absorb/absorbsim"
+	"github.com/learnerlink/learnerlink/shared/lambdafn"
+	"github.com/learnerlink/learnerlink/shared/okta"
+	"github.com/learnerlink/learnerlink/shared/okta/oktasim"
+	"github.com/learnerlink/learnerlink/shared/queue"
+	"github.com/learnerlink/learnerlink/shared/queue/sqs"
+	"github.com/learnerlink/learnerlink/shared/reconcile"
+	"github.com/learnerlink/learnerlink/shared/store"
+	"github.com/learnerlink/learnerlink/shared/store/dynamo"
+	"github.com/learnerlink/learnerlink/shared/testenv"
+)
+
+// TestReconcileFunction runs the function as deployed: DynamoDB Local,
+// the SQS emulator, the Absorb and Okta simulators, and the sample event.
+func TestReconcileFunction(t *testing.T) {
+	ddbEndpoint, sqsEndpoint := testenv.DynamoDB(t), testenv.SQS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
+	ddb := dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbEndpoint)})
+	sq := awssqs.New(awssqs.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(sqsEndpoint)})
+	// Shared servers: unique names, and only what this test made is removed.
+	name := "learnerlink-reconcile-" + strings.ToLower(rand.Text()[:12])
+	if err := dynamo.CreateTable(ctx, ddb, name); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
+	queueURL, dlqURL, err := sqs.CreateQueues(ctx, sq, name, sqs.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create queues: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, u := range []string{queueURL, dlqURL} {
+			_, _ = sq.DeleteQueue(context.Background(), &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+		}
+	})
+	absorb := absorbsim.New(absorbsim.Options{Username: "api-admin", Password: "pw", PrivateKey: "key"})
+	t.Cleanup(absorb.Close)
+	org := oktasim.New(oktasim.Options{APIToken: "ssws-test"})
+	t.Cleanup(org.Close)
+	org.CreateApp("0oaapp")
+	for _, u := range []okta.User{
+		{ID: "00uknown", Status: "ACTIVE", Profile: okta.Profile{Login: "known@example.com", Email: "known@example.com", FirstName: "Kno", LastName: "Wn"}},
+		{ID: "00unew", Status: "ACTIVE", Profile: okta.Profile{Login: "new@example.com", Email: "new@example.com", FirstName: "Ne", LastName: "W"}},
+	} {
+		org.PutUser(u)
+		org.Assign("0oaapp", u.ID, "USER")
+	}
+	st := dynamo.New(ddb, name)
+	res, _ := json.Marshal(map[string]any{"userName": "known@example.com", "externalId": "00uknown", "active": true,
+		"name": map[string]any{"givenName": "Kno", "familyName": "Wn"}, "emails": []any{map[string]any{"value": "known@example.com", "primary": true}}})
+	if err := st.CreateIdentity(ctx, &store.Identity{ID: "id-known", UserName: "known@example.com", ExternalID: "00uknown", Active: true, Resource: res}); err != nil {
+		t.Fatal(err)
+	}
+
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB":                  ddbEndpoint,
+		"AWS_ENDPOINT_URL_SQS":                       sqsEndpoint,
+		"AWS_ACCESS_KEY_ID":                          "test",
+		"AWS_SECRET_ACCESS_KEY":                      "test",
+		"AWS_SESSION_TOKEN":                          "",
+		"AWS_REGION":                                 "us-east-1",
+		"AWS_PROFILE":                                "",
+		"AWS_CONFIG_FILE":                            filepath.Join(t.TempDir(), "none"),
+		"AWS_SHARED_CREDENTIALS_FILE":                filepath.Join(t.TempDir(), "none"),
+		"AWS_EC2_METADATA_DISABLED":                  "true",
+		"LEARNERLINK_TABLE":                          name,
+		"LEARNERLINK_QUEUE_URL":                      queueURL,
+		"LEARNERLINK_DLQ_URL":                        dlqURL,
+		"LEARNERLINK_SECRET_ID":                      "",
+		"LEARNERLINK_CONFIG":                         "",
+		"LEARNERLINK_LOG_LEVEL":                      "error",
+		"LEARNERLINK_TARGET":                         "absorb",
+		"ABSORB_API_URL":                             absorb.URL(),
+		"ABSORB_USERNAME":                            "api-admin",
+		"ABSORB_PASSWORD":                            "pw",
+		"ABSORB_PRIVATE_KEY":                         "key",
+		"ABSORB_RATE_LIMIT":                          "100",
+		"ABSORB_DEFAULT_DEPARTMENT_ID":               absorb.DefaultDepartmentID(),
+		"OKTA_ORG_URL":                               org.URL(),
+		"OKTA_APP_ID":                                "0oaapp",
+		"OKTA_API_TOKEN":                             "ssws-test",
+		"LEARNERLINK_RECONCILE_DRY_RUN":              "false",
+		"LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE": "0.5",
+		"LEARNERLINK_RECONCILE_CREATE_IDENTITIES":    "true",
+	} {
+		t.Setenv(k, v)
+	}
+	h, err := lambdafn.Reconcile(ctx, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The sample event asks for a dry run.
+	b, err := os.ReadFile("../../events/reconcile-schedule.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.EventBridgeEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := h(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.DryRun || !rep.Complete || rep.Counts[reconcile.Missing] != 1 || rep.Counts[reconcile.Unknown] != 1 || rep.Enqueued != 0 {
+		t.Fatalf("dry run = %+v", rep)
+	}
+
+	// A real run with a Lambda deadline.
+	ev.Detail = json.RawMessage(`{"dryRun": false}`)
+	lctx, lcancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer lcancel()
+	rep, err = h(lctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DryRun || !rep.Complete || rep.Enqueued != 2 || rep.Created != 1 || rep.Guard.Verdict != reconcile.GuardOK {
+		t.Fatalf("run = %+v", rep)
+	}
+	var reasons []string
+	for range 10 {
+		out, err := sq.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			var in queue.Intent
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &in); err != nil {
+				t.Fatalf("body %q: %v", aws.ToString(m.Body), err)
+			}
+			if !in.Force || in.Target != "absorb" {
+				t.Fatalf("intent = %+v", in)
+			}
+			reasons = append(reasons, in.Reason)
+			_, _ = sq.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle})
+		}
+		if len(reasons) >= 2 {
+			break
+		}
+	}
+	slices.Sort(reasons)
+	if !slices.Equal(reasons, []string{"reconcile.missing", "reconcile.unknown"}) {
+		t.Fatalf("queued reasons = %v", reasons)
+	}
+	if reps, err := reconcile.LatestReports(ctx, st, "absorb", 1); err != nil || len(reps) != 1 || reps[0].RunID != rep.RunID {
+		t.Fatalf("stored report = %+v, %v", reps, err)
+	}
+}
