@@ -39,6 +39,18 @@ var Vars = []Var{
 	{"ABSORB_DEFAULT_DEPARTMENT_ID", "", "Absorb department for learners whose department is unknown", "both"},
 	{"ABSORB_CREATE_DEPARTMENTS", "false", "create missing departments by name", "both"},
 	{"ABSORB_GROUPS_FIELD", "customFields.string30", "Absorb user field that carries the learner's group names (for automatic groups)", "both"},
+	{"LEARNERLINK_HOOK_SECRET", "(generated locally, printed once, kept in the data dir)", "shared secret Okta sends with event hooks (in AWS it is hookSecret in the secret)", "local"},
+	{"LEARNERLINK_HOOK_AUTH_HEADER", "Authorization", "header that carries the event hook secret", "both"},
+	{"OKTA_ORG_URL", "", "Okta org, e.g. https://acme.okta.com (enables profile look-ups and reconciliation against Okta)", "both"},
+	{"OKTA_APP_ID", "", "learnerlink's Okta app id (its assignments are compared by reconciliation)", "both"},
+	{"OKTA_API_TOKEN", "", "Okta API token, SSWS (local; in AWS oktaApiToken in the secret)", "local"},
+	{"OKTA_CLIENT_ID", "", "Okta OAuth service app client id (local; in AWS oktaClientId in the secret)", "local"},
+	{"OKTA_PRIVATE_KEY", "", "its private key, PEM (local; in AWS oktaPrivateKey in the secret)", "local"},
+	{"OKTA_KEY_ID", "", "the key's kid (local; in AWS oktaKeyId in the secret)", "local"},
+	{"LEARNERLINK_RECONCILE_DRY_RUN", "false", "reconciliation only reports", "both"},
+	{"LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE", "0.1", "guard: the largest share of active learners one reconciliation may deactivate", "both"},
+	{"LEARNERLINK_RECONCILE_CREATE_IDENTITIES", "true", "reconciliation creates identities for Okta users assigned to the app but unknown here", "both"},
+	{"LEARNERLINK_RECONCILE_EVERY", "0", "skip a reconciliation if the last one finished less than this ago", "both"},
 	{"LEARNERLINK_TABLE", "", "DynamoDB table (AWS)", "aws"},
 	{"LEARNERLINK_QUEUE_URL", "", "SQS FIFO queue URL (AWS)", "aws"},
 	{"LEARNERLINK_DLQ_URL", "", "SQS dead-letter queue URL (AWS)", "aws"},
@@ -58,6 +70,11 @@ type Settings struct {
 
 	Absorb Absorb
 
+	HookSecret     string
+	HookAuthHeader string
+	Okta           Okta
+	Reconcile      Reconcile
+
 	Table    string
 	QueueURL string
 	DLQURL   string
@@ -71,6 +88,20 @@ type Absorb struct {
 	DefaultDepartmentID                 string
 	CreateDepartments                   bool
 	GroupsField                         string
+}
+
+// Okta holds the Okta Management API settings; OrgURL empty means none.
+type Okta struct {
+	OrgURL, AppID                         string
+	APIToken, ClientID, PrivateKey, KeyID string
+}
+
+// Reconcile holds the reconciliation settings.
+type Reconcile struct {
+	DryRun             bool
+	MaxDeactivateShare float64
+	CreateIdentities   bool
+	Every              time.Duration
 }
 
 // FromEnv parses the environment; getenv is os.Getenv in production.
@@ -101,7 +132,29 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			GroupsField:         get("ABSORB_GROUPS_FIELD", "customFields.string30"),
 		},
 	}
+	s.HookSecret = getenv("LEARNERLINK_HOOK_SECRET")
+	s.HookAuthHeader = get("LEARNERLINK_HOOK_AUTH_HEADER", "Authorization")
+	s.Okta = Okta{
+		OrgURL: get("OKTA_ORG_URL", ""), AppID: get("OKTA_APP_ID", ""),
+		APIToken: getenv("OKTA_API_TOKEN"), ClientID: get("OKTA_CLIENT_ID", ""),
+		PrivateKey: getenv("OKTA_PRIVATE_KEY"), KeyID: get("OKTA_KEY_ID", ""),
+	}
 	var err error
+	if s.Reconcile.DryRun, err = strconv.ParseBool(get("LEARNERLINK_RECONCILE_DRY_RUN", "false")); err != nil {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_RECONCILE_DRY_RUN must be true or false"))
+	}
+	if s.Reconcile.CreateIdentities, err = strconv.ParseBool(get("LEARNERLINK_RECONCILE_CREATE_IDENTITIES", "true")); err != nil {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_RECONCILE_CREATE_IDENTITIES must be true or false"))
+	}
+	if s.Reconcile.MaxDeactivateShare, err = strconv.ParseFloat(get("LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE", "0.1"), 64); err != nil || s.Reconcile.MaxDeactivateShare <= 0 || s.Reconcile.MaxDeactivateShare > 1 {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE must be a number above 0 and at most 1"))
+	}
+	if s.Reconcile.Every, err = time.ParseDuration(get("LEARNERLINK_RECONCILE_EVERY", "0s")); err != nil || s.Reconcile.Every < 0 {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_RECONCILE_EVERY must be a duration such as 20h"))
+	}
+	if (s.Okta.OrgURL == "") != (s.Okta.AppID == "") && s.Okta.AppID != "" {
+		errs = append(errs, fmt.Errorf("OKTA_APP_ID is set without OKTA_ORG_URL"))
+	}
 	if s.Workers, err = strconv.Atoi(get("LEARNERLINK_WORKERS", "8")); err != nil || s.Workers < 1 || s.Workers > 256 {
 		errs = append(errs, fmt.Errorf("LEARNERLINK_WORKERS must be a whole number from 1 to 256"))
 	}
@@ -132,6 +185,10 @@ type Secrets struct {
 	AbsorbUsername   string `json:"absorbUsername,omitempty"`
 	AbsorbPassword   string `json:"absorbPassword,omitempty"`
 	AbsorbPrivateKey string `json:"absorbPrivateKey,omitempty"`
+	OktaAPIToken     string `json:"oktaApiToken,omitempty"`
+	OktaClientID     string `json:"oktaClientId,omitempty"`
+	OktaPrivateKey   string `json:"oktaPrivateKey,omitempty"`
+	OktaKeyID        string `json:"oktaKeyId,omitempty"`
 }
 
 // SecretGetter fetches a secret's string value (Secrets Manager in AWS).
@@ -163,5 +220,18 @@ func (s *Settings) LoadSecrets(ctx context.Context, sg SecretGetter) error {
 	fill(&s.Absorb.Username, sec.AbsorbUsername)
 	fill(&s.Absorb.Password, sec.AbsorbPassword)
 	fill(&s.Absorb.PrivateKey, sec.AbsorbPrivateKey)
+	fill(&s.HookSecret, sec.HookSecret)
+	// Okta credentials come as a set: the environment's, else the secret's.
+	if s.Okta.APIToken == "" && s.Okta.PrivateKey == "" {
+		s.Okta.APIToken, s.Okta.ClientID = sec.OktaAPIToken, firstNonEmpty(s.Okta.ClientID, sec.OktaClientID)
+		s.Okta.PrivateKey, s.Okta.KeyID = sec.OktaPrivateKey, firstNonEmpty(s.Okta.KeyID, sec.OktaKeyID)
+	}
 	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

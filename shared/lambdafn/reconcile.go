@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/learnerlink/learnerlink/shared/config"
 	"github.com/learnerlink/learnerlink/shared/okta"
 	"github.com/learnerlink/learnerlink/shared/reconcile"
 	"github.com/learnerlink/learnerlink/shared/review"
@@ -36,14 +33,6 @@ type ReconcileDetail struct {
 // save the checkpoint and the report.
 const reconcileMargin = 60 * time.Second
 
-// oktaSecrets are the Okta credentials in the Secrets Manager secret.
-type oktaSecrets struct {
-	APIToken   string `json:"oktaApiToken"`
-	ClientID   string `json:"oktaClientId"`
-	PrivateKey string `json:"oktaPrivateKey"`
-	KeyID      string `json:"oktaKeyId"`
-}
-
 // Reconcile builds the reconciliation function's handler. Besides the
 // common settings it reads:
 //
@@ -64,9 +53,9 @@ func Reconcile(ctx context.Context, getenv func(string) string) (ReconcileHandle
 		return nil, err
 	}
 	s := d.settings
-	opts, err := reconcileOptions(getenv)
-	if err != nil {
-		return nil, err
+	opts := reconcile.Options{
+		DryRun: s.Reconcile.DryRun, MaxDeactivateShare: s.Reconcile.MaxDeactivateShare,
+		CreateIdentities: s.Reconcile.CreateIdentities, Every: s.Reconcile.Every,
 	}
 	if s.Target == "absorb" {
 		opts.GroupsField = s.Absorb.GroupsField
@@ -79,7 +68,7 @@ func Reconcile(ctx context.Context, getenv func(string) string) (ReconcileHandle
 	if err != nil {
 		return nil, err
 	}
-	dir, err := oktaDirectory(ctx, getenv, s.SecretID)
+	dir, err := oktaDirectory(s.Okta, d)
 	if err != nil {
 		return nil, err
 	}
@@ -119,97 +108,18 @@ func Reconcile(ctx context.Context, getenv func(string) string) (ReconcileHandle
 	}, nil
 }
 
-func reconcileOptions(getenv func(string) string) (reconcile.Options, error) {
-	var o reconcile.Options
-	var errs []error
-	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
-	o.CreateIdentities = true
-	for _, b := range []struct {
-		name string
-		dst  *bool
-	}{{"LEARNERLINK_RECONCILE_DRY_RUN", &o.DryRun}, {"LEARNERLINK_RECONCILE_CREATE_IDENTITIES", &o.CreateIdentities}} {
-		if v := get(b.name); v != "" {
-			x, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s must be true or false", b.name))
-			}
-			*b.dst = x
-		}
-	}
-	if v := get("LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 || f > 1 {
-			errs = append(errs, errors.New("LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE must be a number above 0 and at most 1"))
-		}
-		o.MaxDeactivateShare = f
-	}
-	if v := get("LEARNERLINK_RECONCILE_EVERY"); v != "" {
-		dur, err := time.ParseDuration(v)
-		if err != nil || dur < 0 {
-			errs = append(errs, errors.New("LEARNERLINK_RECONCILE_EVERY must be a duration such as 20h"))
-		}
-		o.Every = dur
-	}
-	return o, errors.Join(errs...)
-}
-
-// oktaDirectory builds the Okta side from the environment and the secret;
-// nil when OKTA_ORG_URL and OKTA_APP_ID are unset.
-func oktaDirectory(ctx context.Context, getenv func(string) string, secretID string) (reconcile.Directory, error) {
-	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
-	orgURL, appID := get("OKTA_ORG_URL"), get("OKTA_APP_ID")
-	switch {
-	case orgURL == "" && appID == "":
+// oktaDirectory is the Okta side of reconciliation; nil when no Okta org is
+// configured.
+func oktaDirectory(o config.Okta, d *deps) (reconcile.Directory, error) {
+	if o.OrgURL == "" {
 		return nil, nil
-	case orgURL == "" || appID == "":
-		return nil, errors.New("lambdafn: set both OKTA_ORG_URL and OKTA_APP_ID, or neither")
 	}
-	cred := oktaSecrets{APIToken: getenv("OKTA_API_TOKEN"), ClientID: get("OKTA_CLIENT_ID"),
-		PrivateKey: getenv("OKTA_PRIVATE_KEY"), KeyID: get("OKTA_KEY_ID")}
-	if cred.APIToken == "" && cred.PrivateKey == "" && secretID != "" {
-		sec, err := readOktaSecrets(ctx, secretID)
-		if err != nil {
-			return nil, err
-		}
-		fill := func(dst *string, v string) {
-			if *dst == "" {
-				*dst = v
-			}
-		}
-		fill(&cred.APIToken, sec.APIToken)
-		fill(&cred.ClientID, sec.ClientID)
-		fill(&cred.PrivateKey, sec.PrivateKey)
-		fill(&cred.KeyID, sec.KeyID)
+	if o.AppID == "" {
+		return nil, errors.New("lambdafn: reconciliation against Okta needs OKTA_APP_ID as well as OKTA_ORG_URL")
 	}
-	cfg := okta.Config{OrgURL: orgURL}
-	switch {
-	case cred.APIToken != "":
-		cfg.APIToken = cred.APIToken
-	case cred.ClientID != "" && cred.PrivateKey != "":
-		cfg.OAuth = &okta.OAuth{ClientID: cred.ClientID, PrivateKeyPEM: cred.PrivateKey, KeyID: cred.KeyID}
-	default:
-		return nil, errors.New("lambdafn: no Okta credentials (OKTA_API_TOKEN or oktaApiToken in the secret, or an OAuth client id and private key)")
-	}
-	c, err := okta.New(cfg)
+	c, err := okta.FromSettings(o, nil, d.log)
 	if err != nil {
 		return nil, fmt.Errorf("lambdafn: %w", err)
 	}
-	return reconcile.OktaDirectory{Client: c, AppID: appID}, nil
-}
-
-func readOktaSecrets(ctx context.Context, secretID string) (oktaSecrets, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return oktaSecrets{}, fmt.Errorf("lambdafn: aws config: %w", err)
-	}
-	raw, err := secrets{secretsmanager.NewFromConfig(cfg)}.SecretString(ctx, secretID)
-	if err != nil {
-		return oktaSecrets{}, fmt.Errorf("lambdafn: read secret: %w", err)
-	}
-	var sec oktaSecrets
-	if err := json.Unmarshal([]byte(raw), &sec); err != nil {
-		// Never echo the secret's content.
-		return oktaSecrets{}, errors.New("lambdafn: the secret is not a JSON object of credentials")
-	}
-	return sec, nil
+	return reconcile.OktaDirectory{Client: c, AppID: o.AppID}, nil
 }
