@@ -35,7 +35,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("learnerlink is running\n  SCIM base URL: %s/scim/v2\n  sandbox LMS view: %s/admin/sandbox (same bearer token)\nPress Ctrl-C to stop.\n", r.URL(), r.URL())
+	fmt.Printf("learnerlink is running\n  SCIM base URL:    %s/scim/v2\n  Okta event hook:  %s/okta/hooks\n  admin API:        %s/admin/ (reviews, reconcile, audit, sandbox, deadletters; same bearer token)\nPress Ctrl-C to stop.\n", r.URL(), r.URL(), r.URL())
 	<-ctx.Done()
 	log.Info("shutting down")
 	return r.Stop()

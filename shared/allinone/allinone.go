@@ -15,14 +15,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/learnerlink/learnerlink/shared/admin"
 	"github.com/learnerlink/learnerlink/shared/config"
 	"github.com/learnerlink/learnerlink/shared/connector/sandbox"
+	"github.com/learnerlink/learnerlink/shared/hooks"
+	"github.com/learnerlink/learnerlink/shared/okta"
 	"github.com/learnerlink/learnerlink/shared/queue/disk"
+	"github.com/learnerlink/learnerlink/shared/reconcile"
+	"github.com/learnerlink/learnerlink/shared/review"
 	"github.com/learnerlink/learnerlink/shared/scim"
 	"github.com/learnerlink/learnerlink/shared/store/bolt"
 	"github.com/learnerlink/learnerlink/shared/sweeper"
@@ -103,13 +107,47 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(r.Store, []worker.Target{tgt}, worker.Config{Logger: o.Logger})
+	reviews, err := review.New(r.Store, review.Config{Queue: r.Queue, Targets: []worker.Target{tgt}, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	w, err := worker.New(r.Store, []worker.Target{tgt}, worker.Config{Logger: o.Logger, OnConflict: reviews.Park})
 	if err != nil {
 		return nil, err
 	}
 	api, err := scim.NewHandler(r.Store, r.Queue, scim.Config{Token: token, Logger: o.Logger})
 	if err != nil {
 		return nil, err
+	}
+	oktaClient, err := okta.FromSettings(s.Okta, nil, o.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("allinone: %w", err)
+	}
+	hookSecret, err := hookSecret(s, o.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	var dir hooks.Directory
+	var recDir reconcile.Directory
+	if oktaClient != nil {
+		dir = oktaClient
+		if s.Okta.AppID != "" {
+			recDir = reconcile.OktaDirectory{Client: oktaClient, AppID: s.Okta.AppID}
+		}
+	}
+	hk, err := hooks.NewHandler(r.Store, r.Queue, dir, hooks.Config{Secret: hookSecret, AuthHeader: s.HookAuthHeader, AppID: s.Okta.AppID, Logger: o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("allinone: %w", err)
+	}
+	recDeps := reconcile.Deps{Store: r.Store, Queue: r.Queue, Target: tgt, Directory: recDir, Reviews: reviews, Logger: o.Logger}
+	recOpts := reconcile.Options{MaxDeactivateShare: s.Reconcile.MaxDeactivateShare, CreateIdentities: s.Reconcile.CreateIdentities, Every: s.Reconcile.Every}
+	if s.Target == "absorb" {
+		recOpts.GroupsField = s.Absorb.GroupsField
+	}
+	reconcileNow := func(ctx context.Context, dryRun bool) (*reconcile.Report, error) {
+		o := recOpts
+		o.DryRun = dryRun || s.Reconcile.DryRun
+		return reconcile.Run(ctx, recDeps, o)
 	}
 	ln := o.Listener
 	if ln == nil {
@@ -120,9 +158,15 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	r.url = "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.Handle("/scim/v2/", api)
+	mux.Handle(hooks.Path, hk)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.Handle("GET /admin/", r.admin(http.HandlerFunc(r.serveAdmin)))
-	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	mux.Handle("/admin/", admin.NewHandler(admin.Deps{Store: r.Store, Reviews: reviews, Reconcile: reconcileNow, Logger: o.Logger}, token))
+	// Views that exist only in the local runner.
+	mux.Handle("GET /admin/sandbox", r.bearer(http.HandlerFunc(r.serveSandbox)))
+	mux.Handle("GET /admin/deadletters", r.bearer(http.HandlerFunc(r.serveDeadLetters)))
+	// No WriteTimeout: an on-demand reconciliation of a large tenant takes
+	// minutes; request bodies are bounded by the handlers.
+	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 
 	ctx, r.cancel = context.WithCancel(ctx)
 	sw := &sweeper.Sweeper{St: r.Store, Q: r.Queue, Threshold: s.PendingThreshold, Logger: o.Logger}
@@ -176,23 +220,26 @@ func (r *Runner) closeStores() error {
 // scimToken returns the configured token, or the one generated on an
 // earlier start, or generates, saves (0600) and prints a new one.
 func scimToken(s config.Settings, out io.Writer) (string, error) {
-	if s.SCIMToken != "" {
-		return s.SCIMToken, nil
+	return savedSecret(s.SCIMToken, filepath.Join(s.DataDir, "scim-token"), "SCIM bearer token", out)
+}
+
+func savedSecret(configured, path, what string, out io.Writer) (string, error) {
+	if configured != "" {
+		return configured, nil
 	}
-	path := filepath.Join(s.DataDir, "scim-token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), nil
 	}
 	tok := rand.Text() + rand.Text()
 	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("allinone: save token: %w", err)
+		return "", fmt.Errorf("allinone: save %s: %w", what, err)
 	}
-	fmt.Fprintf(out, "Generated SCIM bearer token (saved in %s, shown only now):\n%s\n", path, tok)
+	fmt.Fprintf(out, "Generated %s (saved in %s, shown only now):\n%s\n", what, path, tok)
 	return tok, nil
 }
 
-// admin guards the admin routes with the same bearer token.
-func (r *Runner) admin(next http.Handler) http.Handler {
+// bearer guards the local-only views with the SCIM token.
+func (r *Runner) bearer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !scim.BearerOK(req, r.token) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -202,39 +249,35 @@ func (r *Runner) admin(next http.Handler) http.Handler {
 	})
 }
 
-// serveAdmin answers the read-only views an admin needs locally:
-// /admin/sandbox (learners in the built-in LMS), /admin/audit?identity=ID,
-// /admin/deadletters.
-func (r *Runner) serveAdmin(w http.ResponseWriter, req *http.Request) {
-	ctx := req.Context()
-	var v any
-	var err error
-	switch strings.TrimPrefix(req.URL.Path, "/admin/") {
-	case "sandbox":
-		if r.Sandbox == nil {
-			http.Error(w, "the target is not the sandbox", http.StatusNotFound)
-			return
-		}
-		v = r.Sandbox.Snapshot()
-	case "audit":
-		limit, _ := strconv.Atoi(req.URL.Query().Get("limit"))
-		if limit <= 0 || limit > 1000 {
-			limit = 100
-		}
-		v, err = r.Store.ListAudit(ctx, req.URL.Query().Get("identity"), limit)
-	case "deadletters":
-		v, err = r.Queue.DeadLetters(ctx, 100)
-	default:
-		http.NotFound(w, req)
+// serveSandbox shows the learners in the built-in LMS.
+func (r *Runner) serveSandbox(w http.ResponseWriter, req *http.Request) {
+	if r.Sandbox == nil {
+		http.Error(w, "the target is not the sandbox", http.StatusNotFound)
 		return
 	}
+	writeJSON(w, r.Sandbox.Snapshot())
+}
+
+// serveDeadLetters shows what is parked in the dead-letter queue.
+func (r *Runner) serveDeadLetters(w http.ResponseWriter, req *http.Request) {
+	v, err := r.Queue.DeadLetters(req.Context(), 100)
 	if err != nil {
-		r.log.ErrorContext(ctx, "admin view failed", "err", err)
+		r.log.ErrorContext(req.Context(), "dead letters view failed", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	writeJSON(w, v)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// hookSecret returns the configured event hook secret, or the one generated
+// on an earlier start, or generates, saves (0600) and prints a new one.
+func hookSecret(s config.Settings, out io.Writer) (string, error) {
+	return savedSecret(s.HookSecret, filepath.Join(s.DataDir, "hook-secret"), "Okta event hook secret", out)
 }
