@@ -94,7 +94,7 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
 	sh := target.Shared{
-		Limiter: throttle.NewLocal(s.Absorb.RateLimit, max(1, int(s.Absorb.RateLimit))),
+		Limiter: target.NewLocalLimiter(s.Absorb.RateLimit, throttle.WithLogger(o.Logger)),
 		Tokens:  tokencache.NewLocal(),
 	}
 	if s.Target == "sandbox" {

@@ -11,9 +11,6 @@ import (
 	"github.com/learnerlink/learnerlink/shared/queue/sqs"
 	"github.com/learnerlink/learnerlink/shared/scim"
 	"github.com/learnerlink/learnerlink/shared/sweeper"
-	"github.com/learnerlink/learnerlink/shared/target"
-	"github.com/learnerlink/learnerlink/shared/throttle"
-	"github.com/learnerlink/learnerlink/shared/tokencache"
 	"github.com/learnerlink/learnerlink/shared/worker"
 )
 
@@ -47,16 +44,11 @@ func Worker(ctx context.Context, getenv func(string) string) (WorkerHandler, err
 	if err != nil {
 		return nil, err
 	}
-	s := d.settings
-	sh := target.Shared{
-		Limiter: throttle.NewShared(d.ddb, s.Table, s.Target, s.Absorb.RateLimit, max(1, int(s.Absorb.RateLimit/2)), throttle.WithLogger(d.log)),
-		Tokens:  tokencache.NewDynamo(d.ddb, s.Table, s.Target),
-	}
-	tgt, err := target.Build(s, sh, getenv, d.log)
+	tgt, reviews, err := d.target(getenv)
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(d.store, []worker.Target{tgt}, worker.Config{Logger: d.log})
+	w, err := worker.New(d.store, []worker.Target{tgt}, worker.Config{Logger: d.log, OnConflict: reviews.Park})
 	if err != nil {
 		return nil, err
 	}

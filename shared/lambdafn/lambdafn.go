@@ -18,7 +18,12 @@ import (
 
 	"github.com/learnerlink/learnerlink/shared/config"
 	"github.com/learnerlink/learnerlink/shared/queue/sqs"
+	"github.com/learnerlink/learnerlink/shared/review"
 	"github.com/learnerlink/learnerlink/shared/store/dynamo"
+	"github.com/learnerlink/learnerlink/shared/target"
+	"github.com/learnerlink/learnerlink/shared/throttle"
+	"github.com/learnerlink/learnerlink/shared/tokencache"
+	"github.com/learnerlink/learnerlink/shared/worker"
 )
 
 // deps is what every function shares.
@@ -69,4 +74,24 @@ func (s secrets) SecretString(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	return aws.ToString(out.SecretString), nil
+}
+
+// target builds the configured target, with its rate limit and API token
+// shared through the table by every concurrent function, and the review
+// list that takes its ambiguous matches.
+func (d *deps) target(getenv func(string) string) (worker.Target, *review.List, error) {
+	s := d.settings
+	sh := target.Shared{
+		Limiter: target.NewSharedLimiter(d.ddb, s.Table, s.Target, s.Absorb.RateLimit, throttle.WithLogger(d.log)),
+		Tokens:  tokencache.NewDynamo(d.ddb, s.Table, s.Target),
+	}
+	tgt, err := target.Build(s, sh, getenv, d.log)
+	if err != nil {
+		return worker.Target{}, nil, err
+	}
+	reviews, err := review.New(d.store, review.Config{Queue: d.queue, Targets: []worker.Target{tgt}, Logger: d.log})
+	if err != nil {
+		return worker.Target{}, nil, err
+	}
+	return tgt, reviews, nil
 }

@@ -13,11 +13,6 @@ import (
 	"github.com/learnerlink/learnerlink/shared/config"
 	"github.com/learnerlink/learnerlink/shared/okta"
 	"github.com/learnerlink/learnerlink/shared/reconcile"
-	"github.com/learnerlink/learnerlink/shared/review"
-	"github.com/learnerlink/learnerlink/shared/target"
-	"github.com/learnerlink/learnerlink/shared/throttle"
-	"github.com/learnerlink/learnerlink/shared/tokencache"
-	"github.com/learnerlink/learnerlink/shared/worker"
 )
 
 // ReconcileHandler runs (or resumes) one reconciliation on a schedule.
@@ -60,19 +55,11 @@ func Reconcile(ctx context.Context, getenv func(string) string) (ReconcileHandle
 	if s.Target == "absorb" {
 		opts.GroupsField = s.Absorb.GroupsField
 	}
-	sh := target.Shared{
-		Limiter: throttle.NewShared(d.ddb, s.Table, s.Target, s.Absorb.RateLimit, max(1, int(s.Absorb.RateLimit/2)), throttle.WithLogger(d.log)),
-		Tokens:  tokencache.NewDynamo(d.ddb, s.Table, s.Target),
-	}
-	tgt, err := target.Build(s, sh, getenv, d.log)
+	tgt, reviews, err := d.target(getenv)
 	if err != nil {
 		return nil, err
 	}
 	dir, err := oktaDirectory(s.Okta, d)
-	if err != nil {
-		return nil, err
-	}
-	reviews, err := review.New(d.store, review.Config{Queue: d.queue, Targets: []worker.Target{tgt}, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}

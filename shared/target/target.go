@@ -50,6 +50,9 @@ func Build(s config.Settings, sh Shared, getenv func(string) string, log *slog.L
 		c, err := absorb.New(absorb.Config{
 			BaseURL: a.URL, Username: a.Username, Password: a.Password, PrivateKey: a.PrivateKey,
 			Limiter: sh.Limiter, Tokens: sh.Tokens,
+			// Whatever the limiter, no 1-second window at Absorb sees more
+			// than the ceiling from this process (see limits.go).
+			HTTPClient:          httpClient(a.RateLimit),
 			DefaultDepartmentID: a.DefaultDepartmentID, CreateDepartments: a.CreateDepartments,
 			GroupsField: a.GroupsField, Logger: log,
 		})

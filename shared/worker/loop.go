@@ -19,7 +19,12 @@ type Queue interface {
 }
 
 // Run polls q with n concurrent consumers until ctx is done. Throughput to
-// a target is bounded by the target's limiter, not by n.
+// a target is bounded by the target's limiter, not by n. Each consumer
+// holds up to batch messages while it syncs them Config.Parallel at a
+// time, so n*batch messages can wait on the limiter at once: keep
+// n*batch*(target requests per sync)/(target rate) well under the queue's
+// visibility timeout, or messages are redelivered while still being
+// worked on (harmless, but wasted work and a step towards MaxReceives).
 func (w *Worker) Run(ctx context.Context, q Queue, n int, batch int) error {
 	if n < 1 {
 		n = 1

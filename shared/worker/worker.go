@@ -6,14 +6,27 @@
 // Intents are triggers, not data: a duplicate, a retry or an out-of-order
 // delivery of an old version finds the link already at the latest version
 // and costs no target write, and several changes queued for one identity
-// cost one write (coalescing).
+// cost one write (coalescing). A Force intent (reconciliation found the
+// target drifted) re-reads the learner from the target and repairs it even
+// when the link says it is up to date.
 //
-// No duplicate learner is ever created: before creating, the worker looks
-// the learner up by the external id it writes (the IdP's user id), so a
-// worker that died between the target's create and the link write adopts
-// its own learner on the next attempt. One identity is never processed by
-// two workers at once because the queue delivers one message per identity
-// (the FIFO message group) at a time.
+// No duplicate learner is ever created:
+//   - before creating, the worker looks the learner up by the external id
+//     it writes (the IdP's user id), so a worker that died between the
+//     target's create and the link write adopts its own learner on the
+//     next attempt;
+//   - the learner id is written to the link right after the create, before
+//     anything else can fail;
+//   - two syncs of one identity never run at once in one Worker (a
+//     per-identity lock), and the queue delivers one message per identity
+//     at a time; should two processes race anyway (a visibility timeout
+//     ran out mid-sync), the loser's create fails on the target's
+//     uniqueness of username or external id, and the loser then finds and
+//     adopts the winner's learner instead of failing.
+//
+// An ambiguous match (several learners, or one carrying another external
+// id) is never guessed at: it goes to Config.OnConflict for a human when
+// set, else the intent is parked in the dead-letter queue.
 package worker
 
 import (
@@ -21,9 +34,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
@@ -58,24 +73,45 @@ type Target struct {
 	AdoptBy []connector.KeyKind
 }
 
+// ConflictFunc receives an identity whose learner cannot be matched
+// unambiguously in a target: reason says why (no attribute values) and
+// candidateIDs are the target's ids of the learners involved.
+type ConflictFunc func(ctx context.Context, identityID, target, reason string, candidateIDs []string) error
+
 // Config tunes the worker.
 type Config struct {
 	Backoff retry.Backoff // for retryable failures without a Retry-After
 	Logger  *slog.Logger
 	Now     func() time.Time
-	Rand    func() float64
+	// Rand is the jitter source, values in [0, 1); it must be safe for
+	// concurrent use (Process syncs identities in parallel).
+	Rand func() float64
+	// Parallel bounds how many identities of one batch Process syncs at
+	// once (default 4). Messages of one identity are always coalesced
+	// into one sync.
+	Parallel int
+	// OnConflict, if set, is called when an unlinked identity matches
+	// several learners, or one that carries another external id. The
+	// identity is then left for a human (its message is acknowledged,
+	// nothing is written to the target) instead of being dead-lettered.
+	// An error from it makes the message retry.
+	OnConflict ConflictFunc
 }
 
-// Worker syncs identities to targets. It holds no mutable state of its own
-// and is safe for concurrent use.
+// Worker syncs identities to targets. It is safe for concurrent use; its
+// only state is the set of identities being synced right now.
 type Worker struct {
 	st      Store
 	targets []Target
 	cfg     Config
+	busy    keyLocks
 }
 
 // New returns a worker over the given targets.
 func New(st Store, targets []Target, cfg Config) (*Worker, error) {
+	if st == nil {
+		return nil, errors.New("worker: no store")
+	}
 	if len(targets) == 0 {
 		return nil, errors.New("worker: no targets")
 	}
@@ -101,7 +137,10 @@ func New(st Store, targets []Target, cfg Config) (*Worker, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	return &Worker{st: st, targets: targets, cfg: cfg}, nil
+	if cfg.Parallel < 1 {
+		cfg.Parallel = 4
+	}
+	return &Worker{st: st, targets: slices.Clone(targets), cfg: cfg}, nil
 }
 
 // Verdict is what to do with a message after processing.
@@ -112,6 +151,18 @@ const (
 	Retry                // try again after Delay
 	Park                 // permanent failure: dead-letter it with Reason
 )
+
+func (v Verdict) String() string {
+	switch v {
+	case Ack:
+		return "ack"
+	case Retry:
+		return "retry"
+	case Park:
+		return "park"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
 
 // Outcome is the verdict for one message.
 type Outcome struct {
@@ -124,40 +175,49 @@ type Outcome struct {
 // Process handles a batch. Messages for the same identity are coalesced:
 // the identity is synced once and every one of its messages gets the same
 // verdict, which keeps a FIFO group's order intact when a sync fails.
+// Different identities are synced in parallel, at most Config.Parallel at
+// a time. Outcomes are in the order of msgs.
 func (w *Worker) Process(ctx context.Context, msgs []queue.Message) []Outcome {
 	type group struct {
-		intent queue.Intent
-		idx    []int
+		intent   queue.Intent
+		idx      []int
+		receives int
 	}
-	var order []string
+	var order []*group
 	groups := map[string]*group{}
 	for i, m := range msgs {
-		key := m.IdentityID
-		g, ok := groups[key]
+		g, ok := groups[m.IdentityID]
 		if !ok {
 			g = &group{intent: m.Intent}
-			groups[key] = g
-			order = append(order, key)
-		} else if g.intent.Target != m.Target {
-			g.intent.Target = "" // mixed targets: sync all
-		}
-		if m.Version > g.intent.Version {
-			g.intent.Version, g.intent.Reason, g.intent.RequestID = m.Version, m.Reason, m.RequestID
+			groups[m.IdentityID] = g
+			order = append(order, g)
+		} else {
+			if g.intent.Target != m.Target {
+				g.intent.Target = "" // mixed targets: sync all
+			}
+			g.intent.Force = g.intent.Force || m.Force
+			if m.Version > g.intent.Version {
+				g.intent.Version, g.intent.Reason, g.intent.RequestID = m.Version, m.Reason, m.RequestID
+			}
 		}
 		g.idx = append(g.idx, i)
+		g.receives = max(g.receives, m.Receives)
 	}
 	out := make([]Outcome, len(msgs))
-	for _, key := range order {
-		g := groups[key]
-		receives := 0
-		for _, i := range g.idx {
-			receives = max(receives, msgs[i].Receives)
-		}
-		verdict, delay, reason := w.classify(w.Sync(ctx, g.intent), receives)
-		for _, i := range g.idx {
-			out[i] = Outcome{Message: msgs[i], Verdict: verdict, Delay: delay, Reason: reason}
-		}
+	sem := make(chan struct{}, w.cfg.Parallel)
+	var wg sync.WaitGroup
+	for _, g := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			verdict, delay, reason := w.classify(w.Sync(ctx, g.intent), g.receives)
+			for _, i := range g.idx { // each goroutine writes its own indices
+				out[i] = Outcome{Message: msgs[i], Verdict: verdict, Delay: delay, Reason: reason}
+			}
+		}()
 	}
+	wg.Wait()
 	return out
 }
 
@@ -165,18 +225,30 @@ func (w *Worker) classify(err error, receives int) (Verdict, time.Duration, stri
 	if err == nil {
 		return Ack, 0, ""
 	}
-	if connector.IsRetryable(err) {
+	if !permanent(err) {
 		d := connector.RetryAfterOf(err)
 		if d <= 0 {
-			d = w.cfg.Backoff.Delay(receives, w.cfg.Rand)
+			d = w.cfg.Backoff.Delay(max(receives-1, 0), w.cfg.Rand)
 		}
 		return Retry, d, err.Error()
 	}
 	return Park, 0, err.Error()
 }
 
+// permanent reports a failure that retrying will not heal. An interrupted
+// sync (shutdown, a cancelled request) is never permanent: parking it
+// would dead-letter good work on every restart.
+func permanent(err error) bool {
+	return !connector.IsRetryable(err) && !errors.Is(err, context.Canceled)
+}
+
 // Sync brings one identity up to date in its targets (or in intent.Target).
 func (w *Worker) Sync(ctx context.Context, in queue.Intent) error {
+	unlock, err := w.busy.lock(ctx, in.IdentityID)
+	if err != nil {
+		return fmt.Errorf("worker: wait for a concurrent sync of the identity: %w", err)
+	}
+	defer unlock()
 	ident, err := w.st.GetIdentity(ctx, in.IdentityID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // never existed here (e.g. a hand-made intent): nothing to project
@@ -200,7 +272,7 @@ func (w *Worker) Sync(ctx context.Context, in queue.Intent) error {
 	}
 	if len(errs) > 0 {
 		err := joinClassified(errs)
-		if !connector.IsRetryable(err) {
+		if permanent(err) {
 			// The intent goes to the dead-letter queue; clearing the mark
 			// keeps the sweeper from retrying a permanent failure forever.
 			// The next change, or a redrive, marks it again.
@@ -226,7 +298,7 @@ func joinClassified(errs []error) error {
 	retryable := false
 	var after time.Duration
 	for _, e := range errs {
-		if connector.IsRetryable(e) {
+		if !permanent(e) {
 			retryable = true
 			after = max(after, connector.RetryAfterOf(e))
 		}
@@ -234,94 +306,101 @@ func joinClassified(errs []error) error {
 	return &connector.Error{Op: "sync", Retryable: retryable, RetryAfter: after, Err: errors.Join(errs...)}
 }
 
+// run is one identity's sync to one target.
+type run struct {
+	w      *Worker
+	t      *Target
+	in     queue.Intent
+	ident  *store.Identity
+	groups []store.Member
+}
+
+func (r *run) audit(ctx context.Context, action, detail string, err error) {
+	r.w.audit(ctx, r.t, r.in, r.ident, action, detail, err)
+}
+
 func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ident *store.Identity, groups []store.Member) error {
+	r := &run{w: w, t: t, in: in, ident: ident, groups: groups}
 	link, err := w.st.GetLink(ctx, ident.ID, t.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		link = nil
 	} else if err != nil {
 		return fmt.Errorf("load link: %w", err)
 	}
-	if link != nil && link.SyncedVersion >= ident.Version {
+	if link != nil && link.SyncedVersion >= ident.Version && !in.Force {
 		return nil // stale or duplicate intent: already at the latest version
 	}
-	if link == nil && ident.Deleted {
-		// Deleted before it was ever projected: nothing to deactivate.
-		return w.putLink(ctx, t, ident, &store.Link{IdentityID: ident.ID, Target: t.Name}, "", nil)
-	}
-	m := t.Mapping
-	m.Lookup = mapping.StoreLookup(ctx, w.st) // resolves the manager's external id
-	learner, lgroups, err := m.Learner(ident, groups)
-	if err != nil {
-		return &connector.Error{Op: "map", Err: err} // a config/data problem: permanent
-	}
-	hash := mapping.Hash(learner, lgroups)
-	audit := func(action, detail string, err error) {
-		w.audit(ctx, t, in, ident, action, detail, err)
-	}
-
 	next := &store.Link{IdentityID: ident.ID, Target: t.Name}
+	prevHash := ""
 	if link != nil {
 		*next = *link
+		next.Applied = slices.Clone(link.Applied)
+		prevHash = link.Hash
 	}
+
+	learner, lgroups, err := r.learner(ctx)
+	if err != nil {
+		if ident.Deleted && next.LearnerID == "" && !connector.IsRetryable(err) {
+			// Deleted before it was ever projected: nothing to deactivate.
+			return w.putLink(ctx, ident, next, "", next.Applied)
+		}
+		return err
+	}
+	hash := mapping.Hash(learner, lgroups)
 	next.ExternalID = learner.ExternalID
 
-	fresh := false // learner just created or adopted: push groups unconditionally
-	if next.LearnerID == "" {
-		id, matchedBy, err := w.resolve(ctx, t, learner)
-		if err != nil {
-			audit("learner.resolve", "", err)
-			return err
-		}
-		switch {
-		case id != "":
-			next.LearnerID, learner.ID, fresh = id, id, true
-			audit("learner.adopt", "matched by "+matchedBy, nil)
-			err := t.Conn.Update(ctx, learner)
-			audit("learner.update", "adopted learner brought to desired state", err)
-			if err != nil {
-				return err
-			}
-		case !learner.Active:
-			// Never create an account only to switch it off.
-			return w.putLink(ctx, t, ident, next, hash, next.Applied)
-		default:
-			id, err := t.Conn.Create(ctx, learner)
-			audit("learner.create", "", err)
-			if err != nil {
-				return err
-			}
-			next.LearnerID, learner.ID, fresh = id, id, true
-			// Record the id at once (same synced version, no hash) so a
-			// later failure here never leads to a second create.
-			early := *next
-			early.Hash = ""
-			if err := w.st.PutLink(ctx, &early); err != nil && !errors.Is(err, store.ErrVersionConflict) {
-				return fmt.Errorf("save link: %w", err)
-			}
-		}
-	} else if link.Hash != hash {
+	// Which groups to push: an adopted learner's are unknown, so always;
+	// a learner created just now has none, so only if it should have some.
+	adopted, created := false, false
+	if next.LearnerID != "" {
 		learner.ID = next.LearnerID
-		err := t.Conn.Update(ctx, learner)
-		if connector.IsNotFound(err) {
-			// The learner was deleted by hand in the target: forget it and
-			// let the retry resolve or re-create it.
-			audit("learner.update", "learner gone from target; relinking", err)
-			reset := *next
-			reset.LearnerID, reset.Hash = "", ""
-			if perr := w.st.PutLink(ctx, &reset); perr != nil && !errors.Is(perr, store.ErrVersionConflict) {
-				return fmt.Errorf("reset link: %w", perr)
-			}
-			return &connector.Error{Op: "update", Retryable: true, Err: err}
+		var gone bool
+		switch {
+		case in.Force:
+			gone, err = r.repair(ctx, learner)
+		case prevHash != hash:
+			gone, err = r.update(ctx, learner)
 		}
-		audit(activeAction(learner), changedFields(ident), err)
 		if err != nil {
 			return err
+		}
+		if gone {
+			// The learner was deleted by hand in the target: forget it
+			// and find or create it again below, in this same sync. The
+			// rules applied to the old account start over with the new.
+			next.LearnerID, next.Applied, prevHash = "", nil, ""
+			reset := *next
+			reset.Hash = ""
+			if err := w.st.PutLink(ctx, &reset); err != nil && !errors.Is(err, store.ErrVersionConflict) {
+				return fmt.Errorf("reset link: %w", err)
+			}
 		}
 	}
+	if next.LearnerID == "" {
+		id, isNew, err := r.attach(ctx, learner, next)
+		var ce *conflictError
+		if errors.As(err, &ce) && w.cfg.OnConflict != nil {
+			return r.review(ctx, ce)
+		}
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			// Inactive and never created: never create an account only
+			// to switch it off.
+			return w.putLink(ctx, ident, next, hash, next.Applied)
+		}
+		next.LearnerID, learner.ID = id, id
+		adopted, created = !isNew, isNew
+	}
 
-	if gs, ok := t.Conn.(connector.GroupSetter); ok && (fresh || link.Hash != hash) {
+	push := adopted || in.Force || prevHash != hash
+	if created {
+		push = len(lgroups) > 0
+	}
+	if gs, ok := t.Conn.(connector.GroupSetter); ok && push {
 		err := gs.SetGroups(ctx, next.LearnerID, lgroups)
-		audit("learner.groups", fmt.Sprintf("%d groups", len(lgroups)), err)
+		r.audit(ctx, "learner.groups", fmt.Sprintf("%d groups", len(lgroups)), err)
 		if err != nil {
 			return err
 		}
@@ -329,53 +408,282 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 
 	applied := next.Applied
 	if learner.Active {
-		applied, err = w.applyRules(ctx, t, next.LearnerID, ident, groups, applied, audit)
+		applied, err = r.applyRules(ctx, next.LearnerID, applied)
 		if err != nil {
 			return err
 		}
 	}
-	return w.putLink(ctx, t, ident, next, hash, applied)
+	return w.putLink(ctx, ident, next, hash, applied)
 }
 
-func (w *Worker) putLink(ctx context.Context, t *Target, ident *store.Identity, l *store.Link, hash string, applied []string) error {
-	l.SyncedVersion = ident.Version
-	l.Hash = hash
-	l.Applied = applied
-	l.Updated = w.cfg.Now().UTC()
-	if err := w.st.PutLink(ctx, l); err != nil && !errors.Is(err, store.ErrVersionConflict) {
-		return fmt.Errorf("save link: %w", err)
+// learner maps the identity. A failed store lookup (the manager's
+// external id) is retryable; any other mapping failure is a config or
+// data problem and permanent.
+func (r *run) learner(ctx context.Context) (connector.Learner, []string, error) {
+	m := r.t.Mapping
+	base := mapping.StoreLookup(ctx, r.w.st)
+	var lookupErr error
+	m.Lookup = func(ref string) (*store.Identity, error) {
+		id, err := base(ref)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			lookupErr = err
+		}
+		return id, err
+	}
+	l, groups, err := m.Learner(r.ident, r.groups)
+	switch {
+	case err != nil && lookupErr != nil:
+		return l, nil, fmt.Errorf("map: %w", err)
+	case err != nil:
+		return l, nil, &connector.Error{Op: "map", Err: err}
+	}
+	return l, groups, nil
+}
+
+// update pushes a changed learner. gone reports that the learner no
+// longer exists in the target.
+func (r *run) update(ctx context.Context, l connector.Learner) (gone bool, err error) {
+	err = r.t.Conn.Update(ctx, l)
+	if connector.IsNotFound(err) {
+		r.audit(ctx, "learner.update", "learner gone from target; relinking", err)
+		return true, nil
+	}
+	r.audit(ctx, activeAction(l), changedFields(r.ident), err)
+	return false, err
+}
+
+// repair serves a Force intent: it reads the learner back from the target
+// and updates it if it differs from the desired state.
+func (r *run) repair(ctx context.Context, l connector.Learner) (gone bool, err error) {
+	cur, err := r.t.Conn.Get(ctx, l.ID)
+	if connector.IsNotFound(err) {
+		r.audit(ctx, "learner.repair", "learner gone from target; relinking", err)
+		return true, nil
+	}
+	if err != nil {
+		r.audit(ctx, "learner.repair", "read learner", err)
+		return false, err
+	}
+	diff := drift(l, *cur)
+	if len(diff) == 0 {
+		r.audit(ctx, "learner.repair", "target matches the desired state", nil)
+		return false, nil
+	}
+	err = r.t.Conn.Update(ctx, l)
+	if connector.IsNotFound(err) {
+		r.audit(ctx, "learner.repair", "learner gone from target; relinking", err)
+		return true, nil
+	}
+	r.audit(ctx, "learner.repair", "target drifted: "+strings.Join(diff, ", "), err)
+	return false, err
+}
+
+// drift names (never values) the fields of want that cur does not carry.
+// Fields the target reports under other names (e.g. a department name it
+// answers as an id) count as drifted: the connector's Update is what
+// decides, and it writes only what really changed.
+func drift(want, cur connector.Learner) []string {
+	var out []string
+	for _, f := range []struct {
+		name     string
+		want, is string
+	}{
+		{"externalId", want.ExternalID, cur.ExternalID},
+		{"userName", want.UserName, cur.UserName},
+		{"email", want.Email, cur.Email},
+		{"firstName", want.FirstName, cur.FirstName},
+		{"lastName", want.LastName, cur.LastName},
+	} {
+		if f.want != f.is {
+			out = append(out, f.name)
+		}
+	}
+	if want.Active != cur.Active {
+		out = append(out, "active")
+	}
+	for _, k := range slices.Sorted(maps.Keys(want.Fields)) {
+		if want.Fields[k] != cur.Fields[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// attach finds or creates the learner of an unlinked identity and returns
+// its id ("" when the identity is inactive and has no learner yet) and
+// whether it was created just now.
+func (r *run) attach(ctx context.Context, l connector.Learner, next *store.Link) (string, bool, error) {
+	// An inactive identity only looks for its own earlier create: taking
+	// over (and switching off) someone's account by username or email on
+	// behalf of a person who is not active in the IdP is never right.
+	keys := r.keys(l, l.Active)
+	id, by, err := r.resolve(ctx, l, keys)
+	if err != nil {
+		r.audit(ctx, "learner.resolve", "", err)
+		return "", false, err
+	}
+	if id == "" && !l.Active {
+		return "", false, nil
+	}
+	if id == "" {
+		l.ID = ""
+		id, err = r.t.Conn.Create(ctx, l)
+		r.audit(ctx, "learner.create", "", err)
+		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Conflict {
+			// Someone created it meanwhile (a concurrent sync of this
+			// identity), or the username is held by a learner the
+			// lookups did not match: look again rather than fail.
+			id, err := r.afterConflict(ctx, l, keys)
+			return id, false, err
+		}
+		if err != nil {
+			return "", false, err
+		}
+		// Record the id at once (same synced version, no hash) so a
+		// later failure here never leads to a second create.
+		early := *next
+		early.LearnerID, early.Hash = id, ""
+		if err := r.w.st.PutLink(ctx, &early); err != nil && !errors.Is(err, store.ErrVersionConflict) {
+			return "", false, fmt.Errorf("save link: %w", err)
+		}
+		return id, true, nil
+	}
+	return id, false, r.adopt(ctx, l, id, by)
+}
+
+// afterConflict handles a create the target refused as a duplicate.
+func (r *run) afterConflict(ctx context.Context, l connector.Learner, keys []connector.Key) (string, error) {
+	id, by, err := r.resolve(ctx, l, keys)
+	if err != nil {
+		r.audit(ctx, "learner.resolve", "after a create conflict", err)
+		return "", err
+	}
+	if id != "" {
+		return id, r.adopt(ctx, l, id, by+" after a create conflict")
+	}
+	// Nothing adoptable matched: who holds the username?
+	found, err := r.t.Conn.Find(ctx, connector.Key{Kind: connector.KeyUserName, Value: l.UserName})
+	if err != nil {
+		return "", err
+	}
+	if len(found) > 0 {
+		err := conflict(ids(found), "the username is held by %d learner(s) that cannot be adopted", len(found))
+		r.audit(ctx, "learner.resolve", "after a create conflict", err)
+		return "", err
+	}
+	return "", &connector.Error{Op: "create", Retryable: true, Err: errors.New("the target reported a duplicate, but no matching learner is visible yet")}
+}
+
+// adopt links an existing learner and brings it to the desired state.
+func (r *run) adopt(ctx context.Context, l connector.Learner, id, by string) error {
+	r.audit(ctx, "learner.adopt", "matched by "+by, nil)
+	l.ID = id
+	err := r.t.Conn.Update(ctx, l)
+	r.audit(ctx, "learner.update", "adopted learner brought to desired state", err)
+	return err
+}
+
+// review hands an ambiguous match to OnConflict and settles the target
+// for now: nothing is written until a human resolves it and the identity
+// changes or is re-queued.
+func (r *run) review(ctx context.Context, ce *conflictError) error {
+	err := r.w.cfg.OnConflict(ctx, r.ident.ID, r.t.Name, ce.reason, slices.Clone(ce.candidates))
+	r.audit(ctx, "learner.review", "left for review: "+ce.reason, err)
+	if err != nil {
+		return &connector.Error{Op: "review", Retryable: true, Err: fmt.Errorf("record conflict for review: %w", err)}
 	}
 	return nil
 }
 
-// resolve finds an existing learner for an unlinked identity. It returns
-// the learner id ("" if none) and the key that matched.
-func (w *Worker) resolve(ctx context.Context, t *Target, l connector.Learner) (string, string, error) {
+func (r *run) keys(l connector.Learner, adopt bool) []connector.Key {
 	keys := []connector.Key{{Kind: connector.KeyExternalID, Value: l.ExternalID}}
-	for _, k := range t.AdoptBy {
+	if !adopt {
+		return keys
+	}
+	for _, k := range r.t.AdoptBy {
 		if k == connector.KeyExternalID {
 			continue
 		}
 		keys = append(keys, connector.Key{Kind: k, Value: keyValue(l, k)})
 	}
+	return keys
+}
+
+// conflictError is an ambiguous match: a human must decide. It never holds
+// attribute values.
+type conflictError struct {
+	reason     string
+	candidates []string
+}
+
+func (e *conflictError) Error() string {
+	return fmt.Sprintf("%s (learners %s)", e.reason, strings.Join(e.candidates, ", "))
+}
+
+func conflict(candidates []string, format string, args ...any) error {
+	return &connector.Error{Op: "resolve", Conflict: true,
+		Err: &conflictError{reason: fmt.Sprintf(format, args...), candidates: candidates}}
+}
+
+func ids(ls []connector.Learner) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.ID
+	}
+	return out
+}
+
+// resolve finds an existing learner for an unlinked identity. It returns
+// the learner id ("" if none) and the key that matched.
+func (r *run) resolve(ctx context.Context, l connector.Learner, keys []connector.Key) (string, string, error) {
 	for _, k := range keys {
 		if k.Value == "" {
 			continue
 		}
-		found, err := t.Conn.Find(ctx, k)
+		found, err := r.t.Conn.Find(ctx, k)
 		if err != nil {
 			return "", "", err
 		}
 		switch {
-		case len(found) == 1 && (k.Kind == connector.KeyExternalID || found[0].ExternalID == "" || found[0].ExternalID == l.ExternalID):
-			return found[0].ID, string(k.Kind), nil
-		case len(found) == 1:
-			return "", "", &connector.Error{Op: "resolve", Conflict: true, Err: fmt.Errorf("learner %s matches by %s but carries another external id", found[0].ID, k.Kind)}
 		case len(found) > 1:
-			return "", "", &connector.Error{Op: "resolve", Conflict: true, Err: fmt.Errorf("%d learners match by %s", len(found), k.Kind)}
+			return "", "", conflict(ids(found), "%d learners match by %s", len(found), k.Kind)
+		case len(found) == 0:
+			continue
 		}
+		f := found[0]
+		if k.Kind != connector.KeyExternalID && f.ExternalID != "" && !strings.EqualFold(f.ExternalID, l.ExternalID) {
+			return "", "", conflict([]string{f.ID}, "a learner matches by %s but carries another external id", k.Kind)
+		}
+		if err := r.soleOwner(ctx, l, f.ID); err != nil {
+			return "", "", err
+		}
+		return f.ID, string(k.Kind), nil
 	}
 	return "", "", nil
+}
+
+// soleOwner refuses to adopt when other live identities map to the same
+// external id: two identities sharing one learner would overwrite each
+// other forever.
+func (r *run) soleOwner(ctx context.Context, l connector.Learner, learnerID string) error {
+	if l.ExternalID == "" || l.ExternalID != r.ident.ExternalID {
+		return nil // the external id is not the IdP's; nothing to check cheaply
+	}
+	same, err := r.w.st.FindIdentitiesByExternalID(ctx, l.ExternalID)
+	if err != nil {
+		return fmt.Errorf("check external id: %w", err)
+	}
+	others := 0
+	for _, id := range same {
+		if id.ID != r.ident.ID {
+			others++
+		}
+	}
+	if others > 0 {
+		return conflict([]string{learnerID}, "%d other identities carry the same external id", others)
+	}
+	return nil
 }
 
 func keyValue(l connector.Learner, k connector.KeyKind) string {
@@ -390,29 +698,40 @@ func keyValue(l connector.Learner, k connector.KeyKind) string {
 	return ""
 }
 
+func (w *Worker) putLink(ctx context.Context, ident *store.Identity, l *store.Link, hash string, applied []string) error {
+	l.SyncedVersion = ident.Version
+	l.Hash = hash
+	l.Applied = applied
+	l.Updated = w.cfg.Now().UTC()
+	if err := w.st.PutLink(ctx, l); err != nil && !errors.Is(err, store.ErrVersionConflict) {
+		return fmt.Errorf("save link: %w", err)
+	}
+	return nil
+}
+
 // applyRules carries out the enrollments the rules call for now and returns
 // the applied list to record. A failed enrollment fails the sync; the retry
 // plans it again (enrolling twice is harmless in the targets).
-func (w *Worker) applyRules(ctx context.Context, t *Target, learnerID string, ident *store.Identity, groups []store.Member, applied []string, audit func(string, string, error)) ([]string, error) {
-	res, err := mapping.Resource(ident)
+func (r *run) applyRules(ctx context.Context, learnerID string, applied []string) ([]string, error) {
+	res, err := mapping.Resource(r.ident)
 	if err != nil {
 		return applied, &connector.Error{Op: "rules", Err: err}
 	}
-	names := make([]string, 0, len(groups))
-	for _, g := range groups {
+	names := make([]string, 0, len(r.groups))
+	for _, g := range r.groups {
 		names = append(names, g.GroupName)
 	}
-	actions := t.Rules.Plan(res, names, applied)
+	actions := r.t.Rules.Plan(res, names, applied)
 	fired := slices.Clone(applied)
 	if len(actions) > 0 {
-		en, ok := t.Conn.(connector.Enroller)
+		en, ok := r.t.Conn.(connector.Enroller)
 		if !ok {
-			audit("enroll", "target takes no enrollments; rules skipped", nil)
+			r.audit(ctx, "enroll", "target takes no enrollments; rules skipped", nil)
 		}
 		for _, a := range actions {
 			if ok {
 				err := en.Enroll(ctx, learnerID, a.Enrollment)
-				audit("enroll", fmt.Sprintf("%s %s: %s", a.Enrollment.Kind, a.Enrollment.ID, a.Why), err)
+				r.audit(ctx, "enroll", fmt.Sprintf("%s %s: %s", a.Enrollment.Kind, a.Enrollment.ID, a.Why), err)
 				if err != nil {
 					return applied, err
 				}
@@ -420,7 +739,7 @@ func (w *Worker) applyRules(ctx context.Context, t *Target, learnerID string, id
 			fired = append(fired, a.Rule)
 		}
 	}
-	return t.Rules.StillMatching(res, names, fired), nil
+	return r.t.Rules.StillMatching(res, names, fired), nil
 }
 
 func activeAction(l connector.Learner) string {
@@ -458,4 +777,45 @@ func (w *Worker) audit(ctx context.Context, t *Target, in queue.Intent, ident *s
 	}
 	w.cfg.Logger.Log(ctx, lvl, "sync action", "identity", ident.ID, "target", t.Name, "action", action,
 		"version", ident.Version, "request_id", in.RequestID, "result", strings.SplitN(result, "\n", 2)[0])
+}
+
+// keyLocks serialises work per key (identity id) inside one Worker.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch      chan struct{} // holds a token while locked
+	waiters int           // holders and waiters; the entry goes at 0
+}
+
+// lock waits for key to be free (or ctx to end) and returns the unlock.
+func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyLock{ch: make(chan struct{}, 1)}
+		k.m[key] = e
+	}
+	e.waiters++
+	k.mu.Unlock()
+	release := func() {
+		k.mu.Lock()
+		e.waiters--
+		if e.waiters == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case e.ch <- struct{}{}:
+		return func() { <-e.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -144,7 +145,9 @@ func (s *LMS) Create(_ context.Context, l connector.Learner) (string, error) {
 	return l.ID, s.save()
 }
 
-// Update implements connector.Connector.
+// Update implements connector.Connector. Like a real LMS it refuses a
+// username another learner holds, and an update that changes nothing is
+// not a write (so Writes measures what a sync really changed).
 func (s *LMS) Update(_ context.Context, l connector.Learner) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,9 +155,17 @@ func (s *LMS) Update(_ context.Context, l connector.Learner) error {
 	if !ok {
 		return notFound("update", l.ID)
 	}
+	for id, o := range s.learners {
+		if id != l.ID && strings.EqualFold(o.UserName, l.UserName) {
+			return &connector.Error{Op: "update", Status: 409, Conflict: true, Err: errors.New("username already taken")}
+		}
+	}
 	fields := cloneFields(cur.Fields)
 	maps.Copy(fields, l.Fields)
 	l.Fields = fields
+	if reflect.DeepEqual(cur.Learner, l) {
+		return nil
+	}
 	cur.Learner = l
 	return s.save()
 }
@@ -167,7 +178,11 @@ func (s *LMS) SetGroups(_ context.Context, id string, groups []string) error {
 	if !ok {
 		return notFound("groups", id)
 	}
-	cur.Groups = slices.Sorted(slices.Values(groups))
+	sorted := slices.Compact(slices.Sorted(slices.Values(groups)))
+	if slices.Equal(sorted, cur.Groups) {
+		return nil
+	}
+	cur.Groups = sorted
 	return s.save()
 }
 
@@ -183,6 +198,19 @@ func (s *LMS) Enroll(_ context.Context, id string, e connector.Enrollment) error
 		return nil
 	}
 	cur.Enrollments = append(cur.Enrollments, e)
+	return s.save()
+}
+
+// Delete removes a learner, as an admin deleting an account by hand in
+// the LMS would (learnerlink itself never deletes): for tests of how the
+// worker heals a learner gone from the target.
+func (s *LMS) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.learners[id]; !ok {
+		return notFound("delete", id)
+	}
+	delete(s.learners, id)
 	return s.save()
 }
 
