@@ -78,7 +78,10 @@
 // to pausedUntil + (burst-1)/rate (one token at the end of the pause, none
 // saved up), with a conditional write on the adaptive state it read. Every
 // other worker stops within Lease: its next booking fails on pausedUntil,
-// and it re-reads the item before spending tokens booked earlier.
+// and it re-reads the item before spending a token when its last booking or
+// re-read is more than Lease old. The bound is inclusive: a worker whose
+// booking or re-read was served just before the pause's write (at the same
+// instant t) may still send at t + Lease, but never after.
 package throttle
 
 import (
