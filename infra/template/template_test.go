@@ -120,6 +120,7 @@ func TestEnvironment(t *testing.T) {
 			"ABSORB_DEFAULT_DEPARTMENT_ID": "Ref:AbsorbDefaultDepartmentId",
 			"ABSORB_CREATE_DEPARTMENTS":    "Ref:AbsorbCreateDepartments",
 			"ABSORB_GROUPS_FIELD":          "Ref:AbsorbGroupsField",
+			"LEARNERLINK_CONFIG_JSON":      "Ref:LearnerlinkConfig",
 		},
 		"sweeper": {
 			"LEARNERLINK_TABLE":             "Ref:Table",
@@ -147,6 +148,7 @@ func TestEnvironment(t *testing.T) {
 			"ABSORB_DEFAULT_DEPARTMENT_ID":               "Ref:AbsorbDefaultDepartmentId",
 			"ABSORB_CREATE_DEPARTMENTS":                  "Ref:AbsorbCreateDepartments",
 			"ABSORB_GROUPS_FIELD":                        "Ref:AbsorbGroupsField",
+			"LEARNERLINK_CONFIG_JSON":                    "Ref:LearnerlinkConfig",
 			"LEARNERLINK_RECONCILE_DRY_RUN":              "Ref:ReconcileDryRun",
 			"LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE": "Ref:ReconcileMaxDeactivateShare",
 			"OKTA_ORG_URL":                               "Ref:OktaOrgUrl",

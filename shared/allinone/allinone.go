@@ -24,6 +24,7 @@ import (
 	"github.com/learnerlink/learnerlink/shared/connector/sandbox"
 	"github.com/learnerlink/learnerlink/shared/hooks"
 	"github.com/learnerlink/learnerlink/shared/okta"
+	"github.com/learnerlink/learnerlink/shared/queue"
 	"github.com/learnerlink/learnerlink/shared/queue/disk"
 	"github.com/learnerlink/learnerlink/shared/reconcile"
 	"github.com/learnerlink/learnerlink/shared/review"
@@ -42,7 +43,7 @@ type Runner struct {
 	token   string
 	Store   *bolt.Store
 	Queue   *disk.Queue
-	Sandbox *sandbox.LMS // nil unless the target is the sandbox
+	Sandbox *sandbox.LMS // nil unless a target is the sandbox
 
 	srv    *http.Server
 	cancel context.CancelFunc
@@ -93,29 +94,39 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	if r.Queue, err = disk.Open(filepath.Join(s.DataDir, "queue.db"), disk.Options{}); err != nil {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
-	sh := target.Shared{
-		Limiter: target.NewLocalLimiter(s.Absorb.RateLimit, throttle.WithLogger(o.Logger)),
-		Tokens:  tokencache.NewLocal(),
-	}
-	if s.Target == "sandbox" {
+	if usesSandbox(s) {
 		if r.Sandbox, err = sandbox.Open(filepath.Join(s.DataDir, "sandbox.json")); err != nil {
 			return nil, fmt.Errorf("allinone: %w", err)
 		}
-		sh.Sandbox = r.Sandbox
 	}
-	tgt, err := target.Build(s, sh, o.Getenv, o.Logger)
+	// Each target has its own limiter and token cache: one target's
+	// throttling never slows another.
+	targets, err := target.BuildAll(s, func(_ string, rate float64) target.Shared {
+		sh := target.Shared{
+			Limiter: target.NewLocalLimiter(rate, throttle.WithLogger(o.Logger)),
+			Tokens:  tokencache.NewLocal(),
+		}
+		if r.Sandbox != nil {
+			sh.Sandbox = r.Sandbox
+		}
+		return sh
+	}, o.Getenv, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	reviews, err := review.New(r.Store, review.Config{Queue: r.Queue, Targets: []worker.Target{tgt}, Logger: o.Logger})
+	tgt := targets[0] // reconciliation compares the first target
+	// Producers enqueue one intent per target: each (identity, target)
+	// stream is retried on its own.
+	fan := queue.FanOut{Next: r.Queue, Targets: target.Names(targets)}
+	reviews, err := review.New(r.Store, review.Config{Queue: fan, Targets: targets, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(r.Store, []worker.Target{tgt}, worker.Config{Logger: o.Logger, OnConflict: reviews.Park})
+	w, err := worker.New(r.Store, targets, worker.Config{Logger: o.Logger, OnConflict: reviews.Park})
 	if err != nil {
 		return nil, err
 	}
-	api, err := scim.NewHandler(r.Store, r.Queue, scim.Config{Token: token, Logger: o.Logger})
+	api, err := scim.NewHandler(r.Store, fan, scim.Config{Token: token, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -135,15 +146,13 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 			recDir = reconcile.OktaDirectory{Client: oktaClient, AppID: s.Okta.AppID}
 		}
 	}
-	hk, err := hooks.NewHandler(r.Store, r.Queue, dir, hooks.Config{Secret: hookSecret, AuthHeader: s.HookAuthHeader, AppID: s.Okta.AppID, Logger: o.Logger})
+	hk, err := hooks.NewHandler(r.Store, fan, dir, hooks.Config{Secret: hookSecret, AuthHeader: s.HookAuthHeader, AppID: s.Okta.AppID, Logger: o.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
-	recDeps := reconcile.Deps{Store: r.Store, Queue: r.Queue, Target: tgt, Directory: recDir, Reviews: reviews, Logger: o.Logger}
+	recDeps := reconcile.Deps{Store: r.Store, Queue: fan, Target: tgt, Directory: recDir, Reviews: reviews, Logger: o.Logger}
 	recOpts := reconcile.Options{MaxDeactivateShare: s.Reconcile.MaxDeactivateShare, CreateIdentities: s.Reconcile.CreateIdentities, Every: s.Reconcile.Every}
-	if s.Target == "absorb" {
-		recOpts.GroupsField = s.Absorb.GroupsField
-	}
+	recOpts.GroupsField = groupsField(s)
 	reconcileNow := func(ctx context.Context, dryRun bool) (*reconcile.Report, error) {
 		o := recOpts
 		o.DryRun = dryRun || s.Reconcile.DryRun
@@ -169,7 +178,7 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 
 	ctx, r.cancel = context.WithCancel(ctx)
-	sw := &sweeper.Sweeper{St: r.Store, Q: r.Queue, Threshold: s.PendingThreshold, Logger: o.Logger}
+	sw := &sweeper.Sweeper{St: r.Store, Q: fan, Threshold: s.PendingThreshold, Logger: o.Logger}
 	r.wg.Add(3)
 	go func() { defer r.wg.Done(); _ = w.Run(ctx, r.Queue, s.Workers, 10) }()
 	go func() { defer r.wg.Done(); sw.Run(ctx, time.Minute) }()
@@ -181,8 +190,39 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	}()
 	go func() { <-ctx.Done(); _ = r.Stop() }()
 	ok = true
-	o.Logger.Info("learnerlink local runner started", "scim_base_url", r.url+"/scim/v2", "target", s.Target, "data_dir", s.DataDir)
+	o.Logger.Info("learnerlink local runner started", "scim_base_url", r.url+"/scim/v2", "targets", target.Names(targets), "data_dir", s.DataDir)
 	return r, nil
+}
+
+// usesSandbox reports whether a configured target is the built-in LMS.
+func usesSandbox(s config.Settings) bool {
+	if len(s.Targets) == 0 {
+		return s.Target == "sandbox"
+	}
+	for _, t := range s.Targets {
+		if t.Type == "sandbox" {
+			return true
+		}
+	}
+	return false
+}
+
+// groupsField is the Absorb groups field of the first target (the one
+// reconciliation compares), "" when it is not Absorb.
+func groupsField(s config.Settings) string {
+	if len(s.Targets) == 0 {
+		if s.Target == "absorb" {
+			return s.Absorb.GroupsField
+		}
+		return ""
+	}
+	if t := s.Targets[0]; t.Type == "absorb" {
+		if t.GroupsField != "" {
+			return t.GroupsField
+		}
+		return "customFields.string30"
+	}
+	return ""
 }
 
 // URL is the runner's base URL (no trailing slash).

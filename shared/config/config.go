@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ var Vars = []Var{
 	{"LEARNERLINK_SCIM_TOKEN", "(generated, printed once, kept in the data dir)", "bearer token Okta sends to the SCIM API", "local"},
 	{"LEARNERLINK_TARGET", "sandbox", "target LMS: sandbox (built-in) or absorb", "both"},
 	{"LEARNERLINK_CONFIG", "(none: default mapping, no rules)", "JSON file with the attribute mapping and enrollment rules (see infra/config/learnerlink.example.json)", "both"},
+	{"LEARNERLINK_CONFIG_JSON", "(none)", "the same configuration document inline, instead of a file (how the Lambda functions get it: template parameter LearnerlinkConfig)", "both"},
 	{"LEARNERLINK_WORKERS", "8", "concurrent queue consumers in the local runner", "local"},
 	{"LEARNERLINK_LOG_LEVEL", "info", "debug, info, warn or error", "both"},
 	{"LEARNERLINK_PENDING_THRESHOLD", "15m", "how long an identity may wait unsynced before the sweeper re-queues it", "both"},
@@ -64,11 +66,22 @@ type Settings struct {
 	SCIMToken        string
 	Target           string
 	ConfigFile       string
+	// Config is the configuration document (LEARNERLINK_CONFIG's file, or
+	// LEARNERLINK_CONFIG_JSON inline, which is how a Lambda gets one) and
+	// ConfigSource names it in errors; nil when there is none.
+	Config       []byte
+	ConfigSource string
 	Workers          int
 	LogLevel         slog.Level
 	PendingThreshold time.Duration
 
 	Absorb Absorb
+	// Targets is the "targets" section of ConfigFile; nil means the one
+	// target named by Target.
+	Targets []TargetSpec
+	// SecretValues is every string of the Secrets Manager secret, by key,
+	// for the targets' "<credential>Secret" names.
+	SecretValues map[string]string
 
 	HookSecret     string
 	HookAuthHeader string
@@ -170,6 +183,20 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	if s.Absorb.CreateDepartments, err = strconv.ParseBool(get("ABSORB_CREATE_DEPARTMENTS", "false")); err != nil {
 		errs = append(errs, fmt.Errorf("ABSORB_CREATE_DEPARTMENTS must be true or false"))
 	}
+	switch inline := getenv("LEARNERLINK_CONFIG_JSON"); {
+	case s.ConfigFile != "" && inline != "":
+		errs = append(errs, fmt.Errorf("set LEARNERLINK_CONFIG or LEARNERLINK_CONFIG_JSON, not both"))
+	case s.ConfigFile != "":
+		if s.Config, err = os.ReadFile(s.ConfigFile); err != nil {
+			errs = append(errs, fmt.Errorf("LEARNERLINK_CONFIG: %w", err))
+		}
+		s.ConfigSource = s.ConfigFile
+	case inline != "":
+		s.Config, s.ConfigSource = []byte(inline), "LEARNERLINK_CONFIG_JSON"
+	}
+	if s.Targets, err = LoadTargets(s.Config, s.ConfigSource); err != nil {
+		errs = append(errs, err)
+	}
 	switch s.Target {
 	case "sandbox", "absorb":
 	default:
@@ -210,6 +237,15 @@ func (s *Settings) LoadSecrets(ctx context.Context, sg SecretGetter) error {
 	if err := json.Unmarshal([]byte(raw), &sec); err != nil {
 		// Never echo the secret's content in the error.
 		return errors.New("config: the secret is not a JSON object of credentials")
+	}
+	var all map[string]any
+	if json.Unmarshal([]byte(raw), &all) == nil {
+		s.SecretValues = map[string]string{}
+		for k, v := range all {
+			if str, ok := v.(string); ok {
+				s.SecretValues[k] = str
+			}
+		}
 	}
 	fill := func(dst *string, v string) {
 		if *dst == "" {

@@ -32,6 +32,8 @@ func TestFromEnvErrors(t *testing.T) {
 		{"share", "LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE", "2", "MAX_DEACTIVATE_SHARE"},
 		{"dry run", "LEARNERLINK_RECONCILE_DRY_RUN", "maybe", "DRY_RUN"},
 		{"app without org", "OKTA_APP_ID", "0oa1", "OKTA_APP_ID"},
+		{"missing config file", "LEARNERLINK_CONFIG", "/nonexistent/nope.json", "nope.json"},
+		{"bad inline config", "LEARNERLINK_CONFIG_JSON", `{"targets": 3}`, "targets"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := FromEnv(env(map[string]string{tc.key: tc.value}))
@@ -78,5 +80,18 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(b), "`"+v.Name+"`") {
 			t.Errorf("README.md does not document %s", v.Name)
 		}
+	}
+}
+
+func TestInlineConfig(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"LEARNERLINK_CONFIG_JSON": `{"mapping": {}}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Config) != `{"mapping": {}}` || s.ConfigSource != "LEARNERLINK_CONFIG_JSON" {
+		t.Errorf("config %q from %q", s.Config, s.ConfigSource)
+	}
+	if _, err := FromEnv(env(map[string]string{"LEARNERLINK_CONFIG_JSON": "{}", "LEARNERLINK_CONFIG": "x.json"})); err == nil {
+		t.Error("both set must be refused")
 	}
 }

@@ -26,7 +26,7 @@ func SCIM(ctx context.Context, getenv func(string) string) (SCIMHandler, error) 
 	if d.settings.SCIMToken == "" {
 		return nil, fmt.Errorf("lambdafn: no SCIM token (scimToken in the secret)")
 	}
-	h, err := scim.NewHandler(d.store, d.queue, scim.Config{Token: d.settings.SCIMToken, Logger: d.log})
+	h, err := scim.NewHandler(d.store, d.fan, scim.Config{Token: d.settings.SCIMToken, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
@@ -44,11 +44,11 @@ func Worker(ctx context.Context, getenv func(string) string) (WorkerHandler, err
 	if err != nil {
 		return nil, err
 	}
-	tgt, reviews, err := d.target(getenv)
+	tgts, reviews, err := d.targets(getenv)
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(d.store, []worker.Target{tgt}, worker.Config{Logger: d.log, OnConflict: reviews.Park})
+	w, err := worker.New(d.store, tgts, worker.Config{Logger: d.log, OnConflict: reviews.Park})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func Sweeper(ctx context.Context, getenv func(string) string) (SweeperHandler, e
 	if err != nil {
 		return nil, err
 	}
-	sw := &sweeper.Sweeper{St: d.store, Q: d.queue, Threshold: d.settings.PendingThreshold, Logger: d.log}
+	sw := &sweeper.Sweeper{St: d.store, Q: d.fan, Threshold: d.settings.PendingThreshold, Logger: d.log}
 	// One pass a run: what it re-queues stays pending until a worker syncs
 	// it, so looping would only re-queue the same identities again.
 	return func(ctx context.Context, _ events.EventBridgeEvent) error {

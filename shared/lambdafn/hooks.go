@@ -50,7 +50,7 @@ func Hooks(ctx context.Context, getenv func(string) string) (HooksHandler, error
 	if c != nil {
 		dir = c
 	}
-	h, err := hooks.NewHandler(d.store, d.queue, dir, hooks.Config{
+	h, err := hooks.NewHandler(d.store, d.fan, dir, hooks.Config{
 		Secret:     s.HookSecret,
 		AuthHeader: s.HookAuthHeader,
 		AppID:      s.Okta.AppID,

@@ -17,6 +17,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/learnerlink/learnerlink/shared/config"
+	"github.com/learnerlink/learnerlink/shared/queue"
 	"github.com/learnerlink/learnerlink/shared/queue/sqs"
 	"github.com/learnerlink/learnerlink/shared/review"
 	"github.com/learnerlink/learnerlink/shared/store/dynamo"
@@ -33,6 +34,9 @@ type deps struct {
 	ddb      *dynamodb.Client
 	store    *dynamo.Store
 	queue    *sqs.Queue
+	// fan is what producers enqueue to: one intent per target (see
+	// queue.FanOut), so each (identity, target) stream retries on its own.
+	fan queue.FanOut
 }
 
 // load reads the settings and the secret and builds the AWS clients. The
@@ -56,13 +60,28 @@ func load(ctx context.Context, getenv func(string) string) (*deps, error) {
 		return nil, err
 	}
 	ddb := dynamodb.NewFromConfig(cfg)
+	q := sqs.New(awssqs.NewFromConfig(cfg), s.QueueURL, s.DLQURL)
 	return &deps{
 		settings: s,
 		log:      log,
 		ddb:      ddb,
 		store:    dynamo.New(ddb, s.Table),
-		queue:    sqs.New(awssqs.NewFromConfig(cfg), s.QueueURL, s.DLQURL),
+		queue:    q,
+		fan:      queue.FanOut{Next: q, Targets: targetNames(s)},
 	}, nil
+}
+
+// targetNames are the configured targets' names, known from the settings
+// alone (producers need them, not the connectors).
+func targetNames(s config.Settings) []string {
+	if len(s.Targets) == 0 {
+		return []string{s.Target}
+	}
+	out := make([]string, len(s.Targets))
+	for i, t := range s.Targets {
+		out[i] = t.Name
+	}
+	return out
 }
 
 // secrets adapts Secrets Manager to config.SecretGetter.
@@ -76,22 +95,34 @@ func (s secrets) SecretString(ctx context.Context, id string) (string, error) {
 	return aws.ToString(out.SecretString), nil
 }
 
-// target builds the configured target, with its rate limit and API token
-// shared through the table by every concurrent function, and the review
-// list that takes its ambiguous matches.
-func (d *deps) target(getenv func(string) string) (worker.Target, *review.List, error) {
+// targets builds the configured targets, each with its rate limit and API
+// token shared through the table (items keyed by the target's name) by
+// every concurrent function, and the review list that takes their
+// ambiguous matches.
+func (d *deps) targets(getenv func(string) string) ([]worker.Target, *review.List, error) {
 	s := d.settings
-	sh := target.Shared{
-		Limiter: target.NewSharedLimiter(d.ddb, s.Table, s.Target, s.Absorb.RateLimit, throttle.WithLogger(d.log)),
-		Tokens:  tokencache.NewDynamo(d.ddb, s.Table, s.Target),
+	tgts, err := target.BuildAll(s, func(name string, rate float64) target.Shared {
+		return target.Shared{
+			Limiter: target.NewSharedLimiter(d.ddb, s.Table, name, rate, throttle.WithLogger(d.log)),
+			Tokens:  tokencache.NewDynamo(d.ddb, s.Table, name),
+		}
+	}, getenv, d.log)
+	if err != nil {
+		return nil, nil, err
 	}
-	tgt, err := target.Build(s, sh, getenv, d.log)
+	reviews, err := review.New(d.store, review.Config{Queue: d.fan, Targets: tgts, Logger: d.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return tgts, reviews, nil
+}
+
+// target is the first configured target (the one reconciliation
+// compares) and the review list.
+func (d *deps) target(getenv func(string) string) (worker.Target, *review.List, error) {
+	tgts, reviews, err := d.targets(getenv)
 	if err != nil {
 		return worker.Target{}, nil, err
 	}
-	reviews, err := review.New(d.store, review.Config{Queue: d.queue, Targets: []worker.Target{tgt}, Logger: d.log})
-	if err != nil {
-		return worker.Target{}, nil, err
-	}
-	return tgt, reviews, nil
+	return tgts[0], reviews, nil
 }

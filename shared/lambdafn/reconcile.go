@@ -63,7 +63,7 @@ func Reconcile(ctx context.Context, getenv func(string) string) (ReconcileHandle
 	if err != nil {
 		return nil, err
 	}
-	deps := reconcile.Deps{Store: d.store, Queue: d.queue, Target: tgt, Reviews: reviews, Logger: d.log, Metrics: os.Stdout}
+	deps := reconcile.Deps{Store: d.store, Queue: d.fan, Target: tgt, Reviews: reviews, Logger: d.log, Metrics: os.Stdout}
 	if dir != nil {
 		deps.Directory = dir
 	}

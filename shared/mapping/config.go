@@ -139,10 +139,23 @@ type fileConfig struct {
 // path (skipped when path is empty) and then with LEARNERLINK_MAP_* overrides
 // read through getenv (nil reads none). The result is validated.
 func Load(path string, getenv func(string) string) (Config, error) {
+	if path == "" {
+		return Parse(nil, "", getenv)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("mapping: read config: %w", err)
+	}
+	return Parse(data, path, getenv)
+}
+
+// Parse is Load for a config document already in memory (source names it
+// in errors); nil data means no document.
+func Parse(data []byte, source string, getenv func(string) string) (Config, error) {
 	c := Default()
-	if path != "" {
+	if data != nil {
 		var f fileConfig
-		if err := ReadSection(path, Section, &f); err != nil {
+		if err := DecodeSection(data, source, Section, &f); err != nil {
 			return Config{}, fmt.Errorf("mapping: %w", err)
 		}
 		var errs []error
@@ -335,6 +348,12 @@ func ReadSection(path, section string, v any) error {
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
+	return DecodeSection(data, path, section, v)
+}
+
+// DecodeSection is ReadSection for a document already in memory; source
+// names it in errors.
+func DecodeSection(data []byte, path, section string, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var top map[string]any

@@ -4,8 +4,11 @@
 // An intent says only "identity X is at version V"; workers always sync the
 // latest desired state from the store, so duplicates, retries and
 // out-of-order delivery are harmless. Implementations: queue/disk (embedded,
-// on disk, for local runs) and queue/sqs (Amazon SQS FIFO, message group =
-// identity, deduplication id = identity+version). Both pass queuetest.Run.
+// on disk, for local runs) and queue/sqs (Amazon SQS FIFO; the message
+// group is the identity, or identity#target for a targeted intent, so one
+// target's retries never hold up another's; deduplication id = identity,
+// version, target, force). Producers enqueue through FanOut, which turns
+// an intent into one per target. Both pass queuetest.Run.
 package queue
 
 import (

@@ -53,6 +53,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -105,11 +106,24 @@ type Action struct {
 // Load reads and validates the "enrollment" section of the JSON file at path.
 // An empty path, or a file without the section, is an empty Config.
 func Load(path string) (Config, error) {
-	var c Config
 	if path == "" {
+		return Config{}, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("rules: read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse is Load for a config document already in memory (source names it
+// in errors); nil data is an empty Config.
+func Parse(data []byte, source string) (Config, error) {
+	var c Config
+	if data == nil {
 		return c, nil
 	}
-	if err := mapping.ReadSection(path, Section, &c); err != nil {
+	if err := mapping.DecodeSection(data, source, Section, &c); err != nil {
 		return Config{}, fmt.Errorf("rules: %w", err)
 	}
 	if err := c.Validate(); err != nil {

@@ -26,11 +26,11 @@ type Shared struct {
 
 // Build returns the one target the settings name.
 func Build(s config.Settings, sh Shared, getenv func(string) string, log *slog.Logger) (worker.Target, error) {
-	m, err := mapping.Load(s.ConfigFile, getenv)
+	m, err := mapping.Parse(s.Config, s.ConfigSource, getenv)
 	if err != nil {
 		return worker.Target{}, fmt.Errorf("target: %w", err)
 	}
-	r, err := rules.Load(s.ConfigFile)
+	r, err := rules.Parse(s.Config, s.ConfigSource)
 	if err != nil {
 		return worker.Target{}, fmt.Errorf("target: %w", err)
 	}

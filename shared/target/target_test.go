@@ -27,6 +27,8 @@ func TestBuild(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"enrollment": {"onboarding": [{"kind": "webinar", "id": "c1"}]}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	goodDoc, _ := os.ReadFile(good)
+	badDoc, _ := os.ReadFile(bad)
 	lms, err := sandbox.Open("")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +42,7 @@ func TestBuild(t *testing.T) {
 		wantErr string
 		check   func(t *testing.T, tgt any)
 	}{
-		{"sandbox", config.Settings{Target: "sandbox", ConfigFile: good}, shared, "", func(t *testing.T, c any) {
+		{"sandbox", config.Settings{Target: "sandbox", Config: goodDoc, ConfigSource: good}, shared, "", func(t *testing.T, c any) {
 			if c != connector.Connector(lms) {
 				t.Errorf("connector %T, want the sandbox", c)
 			}
@@ -54,8 +56,7 @@ func TestBuild(t *testing.T) {
 		{"absorb without credentials", config.Settings{Target: "absorb", Absorb: config.Absorb{URL: "https://rest.myabsorb.com"}}, shared, "ABSORB_USERNAME", nil},
 		{"absorb over plain http", config.Settings{Target: "absorb", Absorb: config.Absorb{URL: "http://rest.myabsorb.com", Username: "u", Password: "p", PrivateKey: "k"}}, shared, "https", nil},
 		{"unknown target", config.Settings{Target: "moodle"}, shared, "unknown target", nil},
-		{"bad rules", config.Settings{Target: "sandbox", ConfigFile: bad}, shared, "webinar", nil},
-		{"missing config file", config.Settings{Target: "sandbox", ConfigFile: filepath.Join(dir, "nope.json")}, shared, "nope.json", nil},
+		{"bad rules", config.Settings{Target: "sandbox", Config: badDoc, ConfigSource: bad}, shared, "webinar", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,9 +17,10 @@
 //     next attempt;
 //   - the learner id is written to the link right after the create, before
 //     anything else can fail;
-//   - two syncs of one identity never run at once in one Worker (a
-//     per-identity lock), and the queue delivers one message per identity
-//     at a time; should two processes race anyway (a visibility timeout
+//   - two syncs of one identity to one target never run at once in one
+//     Worker (a per-(identity, target) lock), and the queue delivers one
+//     message per (identity, target) group at a time; should two
+//     processes race anyway (a visibility timeout
 //     ran out mid-sync), the loser's create fails on the target's
 //     uniqueness of username or external id, and the loser then finds and
 //     adopts the winner's learner instead of failing.
@@ -71,6 +72,10 @@ type Target struct {
 	// existed before the integration is adopted. The external id is always
 	// tried first (it is how we find our own earlier creates).
 	AdoptBy []connector.KeyKind
+	// Context, if set, derives the context of this target's connector
+	// calls for one identity (OneLogin stamps its writes with the
+	// identity's version this way, see onelogin.WithOrigin).
+	Context func(ctx context.Context, ident *store.Identity) context.Context
 }
 
 // ConflictFunc receives an identity whose learner cannot be matched
@@ -172,9 +177,10 @@ type Outcome struct {
 	Reason  string
 }
 
-// Process handles a batch. Messages for the same identity are coalesced:
-// the identity is synced once and every one of its messages gets the same
-// verdict, which keeps a FIFO group's order intact when a sync fails.
+// Process handles a batch. Messages for the same identity and target are
+// coalesced: the identity is synced once and every one of its messages
+// gets the same verdict, which keeps a FIFO group's order intact when a
+// sync fails.
 // Different identities are synced in parallel, at most Config.Parallel at
 // a time. Outcomes are in the order of msgs.
 func (w *Worker) Process(ctx context.Context, msgs []queue.Message) []Outcome {
@@ -186,15 +192,15 @@ func (w *Worker) Process(ctx context.Context, msgs []queue.Message) []Outcome {
 	var order []*group
 	groups := map[string]*group{}
 	for i, m := range msgs {
-		g, ok := groups[m.IdentityID]
+		// One group per (identity, target): a failing target's messages
+		// must not drag another target's into a retry.
+		key := m.IdentityID + "\x00" + m.Target
+		g, ok := groups[key]
 		if !ok {
 			g = &group{intent: m.Intent}
-			groups[m.IdentityID] = g
+			groups[key] = g
 			order = append(order, g)
 		} else {
-			if g.intent.Target != m.Target {
-				g.intent.Target = "" // mixed targets: sync all
-			}
 			g.intent.Force = g.intent.Force || m.Force
 			if m.Version > g.intent.Version {
 				g.intent.Version, g.intent.Reason, g.intent.RequestID = m.Version, m.Reason, m.RequestID
@@ -243,12 +249,14 @@ func permanent(err error) bool {
 }
 
 // Sync brings one identity up to date in its targets (or in intent.Target).
+// The identity's pending mark is cleared only once every target's link is
+// at its version, so the sweeper re-queues an identity a failing target
+// has not caught up with.
 func (w *Worker) Sync(ctx context.Context, in queue.Intent) error {
-	unlock, err := w.busy.lock(ctx, in.IdentityID)
-	if err != nil {
-		return fmt.Errorf("worker: wait for a concurrent sync of the identity: %w", err)
+	if in.Target != "" && !slices.ContainsFunc(w.targets, func(t Target) bool { return t.Name == in.Target }) {
+		w.cfg.Logger.WarnContext(ctx, "intent for an unknown target dropped", "identity", in.IdentityID, "target", in.Target)
+		return nil // a target removed from the config: nothing to do
 	}
-	defer unlock()
 	ident, err := w.st.GetIdentity(ctx, in.IdentityID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // never existed here (e.g. a hand-made intent): nothing to project
@@ -261,12 +269,14 @@ func (w *Worker) Sync(ctx context.Context, in queue.Intent) error {
 		return fmt.Errorf("worker: load groups: %w", err)
 	}
 	var errs []error
+	done := map[string]bool{} // targets this sync settled
 	for i := range w.targets {
 		t := &w.targets[i]
 		if in.Target != "" && in.Target != t.Name {
 			continue
 		}
-		if err := w.syncTarget(ctx, t, in, ident, groups); err != nil {
+		done[t.Name] = true
+		if err := w.lockedSyncTarget(ctx, t, in, ident, groups); err != nil {
 			errs = append(errs, fmt.Errorf("target %s: %w", t.Name, err))
 		}
 	}
@@ -274,16 +284,58 @@ func (w *Worker) Sync(ctx context.Context, in queue.Intent) error {
 		err := joinClassified(errs)
 		if permanent(err) {
 			// The intent goes to the dead-letter queue; clearing the mark
-			// keeps the sweeper from retrying a permanent failure forever.
-			// The next change, or a redrive, marks it again.
-			if cerr := w.st.ClearPending(ctx, ident.ID, ident.Version); cerr != nil && !errors.Is(cerr, store.ErrVersionConflict) {
+			// (once the other targets are done) keeps the sweeper from
+			// retrying a permanent failure forever. The next change, or a
+			// redrive, marks it again.
+			if cerr := w.clearPending(ctx, ident, done); cerr != nil {
 				w.cfg.Logger.WarnContext(ctx, "clear pending failed", "identity", ident.ID, "err", cerr)
 			}
 		}
 		return err
 	}
-	if err := w.st.ClearPending(ctx, ident.ID, ident.Version); err != nil && !errors.Is(err, store.ErrVersionConflict) {
+	if err := w.clearPending(ctx, ident, done); err != nil {
 		return fmt.Errorf("worker: clear pending: %w", err)
+	}
+	return nil
+}
+
+// lockedSyncTarget runs syncTarget holding the (identity, target) lock:
+// two syncs of one identity to one target never run at once in this
+// Worker, while another target's sync of it goes ahead (a target that is
+// down must not hold up the others).
+func (w *Worker) lockedSyncTarget(ctx context.Context, t *Target, in queue.Intent, ident *store.Identity, groups []store.Member) error {
+	unlock, err := w.busy.lock(ctx, ident.ID+"#"+t.Name)
+	if err != nil {
+		return fmt.Errorf("worker: wait for a concurrent sync of the identity: %w", err)
+	}
+	defer unlock()
+	if t.Context != nil {
+		ctx = t.Context(ctx, ident)
+	}
+	return w.syncTarget(ctx, t, in, ident, groups)
+}
+
+// clearPending clears the identity's pending mark if every target not
+// settled by this sync (done) has its link at the identity's version. One
+// GetLink per other target: cheap next to a target write.
+func (w *Worker) clearPending(ctx context.Context, ident *store.Identity, done map[string]bool) error {
+	for _, t := range w.targets {
+		if done[t.Name] {
+			continue
+		}
+		l, err := w.st.GetLink(ctx, ident.ID, t.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // that target has not synced it yet
+		}
+		if err != nil {
+			return fmt.Errorf("read link of target %s: %w", t.Name, err)
+		}
+		if l.SyncedVersion < ident.Version {
+			return nil
+		}
+	}
+	if err := w.st.ClearPending(ctx, ident.ID, ident.Version); err != nil && !errors.Is(err, store.ErrVersionConflict) {
+		return err
 	}
 	return nil
 }

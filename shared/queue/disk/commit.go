@@ -97,7 +97,7 @@ func (q *Queue) load() error {
 				return err
 			}
 			q.msgs[r.seq] = r
-			q.groups[r.intent.IdentityID] = append(q.groups[r.intent.IdentityID], r.seq)
+			q.groups[groupKey(r.intent)] = append(q.groups[groupKey(r.intent)], r.seq)
 			q.seq = max(q.seq, r.seq)
 			return nil
 		})

@@ -1,6 +1,7 @@
 // Package disk is an embedded, durable queue.Queue for the local runner: one
 // bbolt file, pure Go, with the delivery semantics of an SQS FIFO queue —
-// message group = IdentityID, one message of an identity in flight at a time,
+// message group = IdentityID+"#"+Target (IdentityID alone for an untargeted
+// intent; see groupKey), one message of a group in flight at a time,
 // visibility timeouts, a deduplication window, dead-lettering after
 // MaxReceives or on Park.
 //
@@ -104,7 +105,7 @@ type Queue struct {
 	closed  bool
 	changed chan struct{} // closed and replaced on every change, to wake long polls
 	msgs    map[uint64]*record
-	groups  map[string][]uint64 // identity -> pending seqs in enqueue order
+	groups  map[string][]uint64 // groupKey -> pending seqs in enqueue order
 	dedup   map[string]time.Time
 	// dedupOrder holds the dedup entries by expiry, oldest first, for pruning.
 	dedupOrder []dedupEntry
@@ -208,7 +209,7 @@ func (q *Queue) Enqueue(ctx context.Context, intents ...queue.Intent) error {
 		q.seq++
 		r := &record{seq: q.seq, intent: in, sent: now, visibleAt: now}
 		q.msgs[r.seq] = r
-		q.groups[in.IdentityID] = append(q.groups[in.IdentityID], r.seq)
+		q.groups[groupKey(in)] = append(q.groups[groupKey(in)], r.seq)
 		ops = append(ops, putDedup(key, expires), putPending(r))
 		added = true
 	}
@@ -313,11 +314,21 @@ func (q *Queue) sweepLocked(now time.Time) []op {
 	return ops
 }
 
+// groupKey is an intent's message group, as in queue/sqs: each (identity,
+// target) stream is ordered on its own; an untargeted intent is in the
+// identity's own group.
+func groupKey(in queue.Intent) string {
+	if in.Target != "" {
+		return in.IdentityID + "#" + in.Target
+	}
+	return in.IdentityID
+}
+
 // removeLocked drops a group head from memory; the identity's next
 // message may be deliverable now.
 func (q *Queue) removeLocked(r *record) {
 	delete(q.msgs, r.seq)
-	id := r.intent.IdentityID
+	id := groupKey(r.intent)
 	seqs := q.groups[id]
 	if i := slices.Index(seqs, r.seq); i >= 0 {
 		seqs = slices.Delete(seqs, i, i+1)

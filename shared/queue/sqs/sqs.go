@@ -2,12 +2,14 @@
 // FIFO dead-letter queue.
 //
 // Mapping:
-//   - MessageGroupId = IdentityID (hashed when SQS would reject it). Not
-//     IdentityID+Target: an all-targets intent and a one-target intent of the
-//     same identity would then be in flight together, and two workers could
-//     write the same learner to the same target at once (duplicate creates).
-//     The price is that a retrying target delays the identity's other
-//     intents, never other identities.
+//   - MessageGroupId = IdentityID+"#"+Target for a targeted intent, and
+//     IdentityID for an untargeted one (hashed when SQS would reject it;
+//     see GroupOf). Producers enqueue through queue.FanOut, so every
+//     intent is targeted and a retrying target delays only its own
+//     (identity, target) stream. Untargeted intents (a deployment without
+//     FanOut) may run beside a targeted one of the same identity; the
+//     worker's adopt-by-external-id after a create conflict is what keeps
+//     that from duplicating a learner.
 //   - MessageDeduplicationId = SHA-256 of IdentityID, Version and Target, so
 //     the same intent sent twice within SQS's 5-minute window is delivered
 //     once, whatever its Reason.
@@ -117,6 +119,15 @@ func GroupID(identityID string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// GroupOf is the MessageGroupId of an intent: GroupID of IdentityID+"#"+
+// Target when it is targeted, else of IdentityID.
+func GroupOf(in queue.Intent) string {
+	if in.Target != "" {
+		return GroupID(in.IdentityID + "#" + in.Target)
+	}
+	return GroupID(in.IdentityID)
+}
+
 // DedupID is the MessageDeduplicationId of an intent: a hash over
 // IdentityID, Version, Target and Force (length-prefixed, so no two triples
 // collide by concatenation).
@@ -158,7 +169,7 @@ func (q *Queue) Enqueue(ctx context.Context, intents ...queue.Intent) error {
 		entries[i] = types.SendMessageBatchRequestEntry{
 			Id:                     aws.String(strconv.Itoa(i)),
 			MessageBody:            aws.String(string(body)),
-			MessageGroupId:         aws.String(GroupID(in.IdentityID)),
+			MessageGroupId:         aws.String(GroupOf(in)),
 			MessageDeduplicationId: aws.String(DedupID(in)),
 		}
 	}
@@ -420,7 +431,7 @@ func (q *Queue) Park(ctx context.Context, handle, reason string) error {
 	in := &sqs.SendMessageInput{
 		QueueUrl:               &q.dlqURL,
 		MessageBody:            &body,
-		MessageGroupId:         aws.String(GroupID(env.IdentityID)),
+		MessageGroupId:         aws.String(GroupOf(env.Intent)),
 		MessageDeduplicationId: aws.String(DedupID(env.Intent)),
 	}
 	if reason != "" { // SQS rejects empty attribute values

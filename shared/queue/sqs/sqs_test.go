@@ -309,3 +309,19 @@ func TestSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupOf(t *testing.T) {
+	tests := []struct {
+		in   queue.Intent
+		want string
+	}{
+		{queue.Intent{IdentityID: "00u1"}, "00u1"},
+		{queue.Intent{IdentityID: "00u1", Target: "absorb"}, "00u1#absorb"},
+		{queue.Intent{IdentityID: "has space", Target: "absorb"}, GroupID("has space#absorb")},
+	}
+	for _, tc := range tests {
+		if got := GroupOf(tc.in); got != tc.want || !validID(got) {
+			t.Errorf("GroupOf(%+v) = %q, want %q (valid)", tc.in, got, tc.want)
+		}
+	}
+}
