@@ -61,16 +61,16 @@ var Vars = []Var{
 
 // Settings is the parsed environment.
 type Settings struct {
-	Addr             string
-	DataDir          string
-	SCIMToken        string
-	Target           string
-	ConfigFile       string
+	Addr       string
+	DataDir    string
+	SCIMToken  string
+	Target     string
+	ConfigFile string
 	// Config is the configuration document (LEARNERLINK_CONFIG's file, or
 	// LEARNERLINK_CONFIG_JSON inline, which is how a Lambda gets one) and
 	// ConfigSource names it in errors; nil when there is none.
-	Config       []byte
-	ConfigSource string
+	Config           []byte
+	ConfigSource     string
 	Workers          int
 	LogLevel         slog.Level
 	PendingThreshold time.Duration
