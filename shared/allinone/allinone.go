@@ -95,7 +95,7 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
 	if usesSandbox(s) {
-		if r.Sandbox, err = sandbox.Open(filepath.Join(s.DataDir, "sandbox.json")); err != nil {
+		if r.Sandbox, err = sandbox.Open(filepath.Join(s.DataDir, "sandbox.db")); err != nil {
 			return nil, fmt.Errorf("allinone: %w", err)
 		}
 	}
@@ -250,6 +250,9 @@ func (r *Runner) closeStores() error {
 	var errs []error
 	if r.Queue != nil {
 		errs = append(errs, r.Queue.Close())
+	}
+	if r.Sandbox != nil {
+		errs = append(errs, r.Sandbox.Close())
 	}
 	if r.Store != nil {
 		errs = append(errs, r.Store.Close())

@@ -820,7 +820,9 @@ func (w *Worker) audit(ctx context.Context, t *Target, in queue.Intent, ident *s
 		Action: action, Detail: detail, SourceVersion: ident.Version,
 		Reason: in.Reason, RequestID: in.RequestID, Result: result,
 	}
-	if aerr := w.st.AppendAudit(ctx, rec); aerr != nil {
+	// The target call already happened: record it even if we are shutting
+	// down, or the trail would miss an action that took effect.
+	if aerr := w.st.AppendAudit(context.WithoutCancel(ctx), rec); aerr != nil {
 		w.cfg.Logger.WarnContext(ctx, "audit write failed", "identity", ident.ID, "err", aerr)
 	}
 	lvl := slog.LevelInfo

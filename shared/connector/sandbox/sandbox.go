@@ -18,6 +18,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
 )
@@ -31,50 +34,77 @@ type Learner struct {
 
 // LMS is the sandbox. Safe for concurrent use.
 type LMS struct {
-	path string // "" keeps everything in memory
+	db *bbolt.DB // nil keeps everything in memory
 
 	mu       sync.Mutex
 	learners map[string]*Learner
 	writes   int
 }
 
+var bucket = []byte("learners")
+
 // Open loads (or starts) the sandbox kept at path; "" for memory only.
 func Open(path string) (*LMS, error) {
-	s := &LMS{path: path, learners: map[string]*Learner{}}
+	s := &LMS{learners: map[string]*Learner{}}
 	if path == "" {
 		return s, nil
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	if err := json.Unmarshal(b, &s.learners); err != nil {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
 		return nil, fmt.Errorf("sandbox: %s: %w", path, err)
 	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var l Learner
+			if err := json.Unmarshal(v, &l); err != nil {
+				return fmt.Errorf("learner %s: %w", k, err)
+			}
+			s.learners[string(k)] = &l
+			return nil
+		})
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sandbox: %s: %w", path, err)
+	}
+	s.db = db
 	return s, nil
 }
 
-// save writes the whole file atomically (rename); called with mu held.
-func (s *LMS) save() error {
-	s.writes++
-	if s.path == "" {
+// Close closes the file.
+func (s *LMS) Close() error {
+	if s.db == nil {
 		return nil
 	}
-	b, err := json.MarshalIndent(s.learners, "", "  ")
+	return s.db.Close()
+}
+
+// save persists one learner (or its removal); called with mu held.
+func (s *LMS) save(id string) error {
+	s.writes++
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		l, ok := s.learners[id]
+		if !ok {
+			return b.Delete([]byte(id))
+		}
+		v, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
+	})
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	tmp := s.path + ".tmp"
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	return nil
@@ -142,7 +172,7 @@ func (s *LMS) Create(_ context.Context, l connector.Learner) (string, error) {
 	l.ID = rand.Text()
 	l.Fields = cloneFields(l.Fields)
 	s.learners[l.ID] = &Learner{Learner: l}
-	return l.ID, s.save()
+	return l.ID, s.save(l.ID)
 }
 
 // Update implements connector.Connector. Like a real LMS it refuses a
@@ -167,7 +197,7 @@ func (s *LMS) Update(_ context.Context, l connector.Learner) error {
 		return nil
 	}
 	cur.Learner = l
-	return s.save()
+	return s.save(l.ID)
 }
 
 // SetGroups implements connector.GroupSetter.
@@ -183,7 +213,7 @@ func (s *LMS) SetGroups(_ context.Context, id string, groups []string) error {
 		return nil
 	}
 	cur.Groups = sorted
-	return s.save()
+	return s.save(id)
 }
 
 // Enroll implements connector.Enroller; enrolling twice is a no-op.
@@ -198,7 +228,7 @@ func (s *LMS) Enroll(_ context.Context, id string, e connector.Enrollment) error
 		return nil
 	}
 	cur.Enrollments = append(cur.Enrollments, e)
-	return s.save()
+	return s.save(id)
 }
 
 // Delete removes a learner, as an admin deleting an account by hand in
@@ -211,7 +241,7 @@ func (s *LMS) Delete(id string) error {
 		return notFound("delete", id)
 	}
 	delete(s.learners, id)
-	return s.save()
+	return s.save(id)
 }
 
 // List implements connector.Lister; the cursor is the last id returned.

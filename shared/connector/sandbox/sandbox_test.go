@@ -31,6 +31,7 @@ func open(t *testing.T, path string) *sandbox.LMS {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -222,7 +223,7 @@ func TestGroupsAndEnrollments(t *testing.T) {
 }
 
 func TestPersistenceAndDelete(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "sandbox.json")
+	path := filepath.Join(t.TempDir(), "sub", "sandbox.db")
 	s := open(t, path)
 	a := mustCreate(t, s, learner("a"))
 	b := mustCreate(t, s, learner("b"))
@@ -230,6 +231,9 @@ func TestPersistenceAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.Delete(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	re := open(t, path)
