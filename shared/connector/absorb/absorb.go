@@ -78,7 +78,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -86,6 +85,7 @@ import (
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 	"github.com/learnerlink/learnerlink/shared/tokencache"
 )
 
@@ -177,7 +177,7 @@ func New(cfg Config) (*Connector, error) {
 	c := &Connector{cfg: cfg, base: base, hc: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now,
 		depts: map[string]deptEntry{}, warned: map[string]bool{}}
 	if c.hc == nil {
-		c.hc = defaultClient()
+		c.hc = vendorhttp.NewClient()
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -199,27 +199,11 @@ func checkBaseURL(raw string) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !loopback(u.Hostname()) {
+		if !vendorhttp.Loopback(u.Hostname()) {
 			return "", fmt.Errorf("absorb: BaseURL %q must use https (http only for loopback)", raw)
 		}
 	default:
 		return "", fmt.Errorf("absorb: BaseURL %q must use https", raw)
 	}
 	return u.String(), nil
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func defaultClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSHandshakeTimeout = 10 * time.Second
-	tr.ResponseHeaderTimeout = 30 * time.Second
-	tr.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: tr, Timeout: 45 * time.Second}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
+	"github.com/learnerlink/learnerlink/shared/retry"
 	"github.com/learnerlink/learnerlink/shared/tokencache"
 )
 
@@ -147,27 +149,14 @@ func (c *Connector) roundTrip(ctx context.Context, cl call, body []byte, token s
 	start := time.Now()
 	res, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op, ctx.Err())
-		}
 		// Timeouts, resets, DNS: worth another try later. The URL in err
 		// may hold a filter with attribute values, so it is dropped.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, &connector.Error{Op: cl.op, Retryable: true, Err: fmt.Errorf("%s %s: %w", cl.method, cl.path, err)}
+		return nil, vendorhttp.TransportError(ctx, cl.op, cl.method, cl.path, err)
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))
+	data, err := vendorhttp.ReadBody(ctx, cl.op, res, maxBody)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op, ctx.Err())
-		}
-		return nil, &connector.Error{Op: cl.op, Status: res.StatusCode, Retryable: true, Err: fmt.Errorf("read response: %w", err)}
-	}
-	if len(data) > maxBody {
-		return nil, &connector.Error{Op: cl.op, Status: res.StatusCode, Err: fmt.Errorf("response larger than %d bytes", maxBody)}
+		return nil, err
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "absorb: request",
 		slog.String("op", cl.op), slog.String("method", cl.method), slog.String("path", cl.path),
@@ -179,46 +168,25 @@ func (c *Connector) roundTrip(ctx context.Context, cl call, body []byte, token s
 // body into out.
 func (c *Connector) finish(ctx context.Context, cl call, resp *response, out any) error {
 	if resp.status >= 200 && resp.status < 300 {
-		if out == nil || len(bytes.TrimSpace(resp.body)) == 0 {
-			return nil
-		}
-		dec := json.NewDecoder(bytes.NewReader(resp.body))
-		dec.UseNumber()
-		if err := dec.Decode(out); err != nil {
-			return &connector.Error{Op: cl.op, Status: resp.status, Err: fmt.Errorf("decode response: %w", err)}
-		}
-		return nil
+		return vendorhttp.Decode(cl.op, resp.status, resp.body, out)
 	}
 	return c.classify(ctx, cl, resp)
 }
 
 // classify maps a failed answer to a *connector.Error.
 func (c *Connector) classify(ctx context.Context, cl call, resp *response) *connector.Error {
-	e := &connector.Error{Op: cl.op, Status: resp.status}
+	e := vendorhttp.Classify(cl.op, resp.status, resp.header, c.now())
 	var ae apiError
 	_ = json.Unmarshal(resp.body, &ae) // best effort: bodies vary
-	detail := describe(ae, resp.status, cl.secrets)
 	switch s := resp.status; {
-	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-		e.Retryable = true
-		e.RetryAfter = retryAfter(resp.header.Get("Retry-After"), c.now())
+	case vendorhttp.Throttled(s):
 		// Everyone slows down, not just this caller; 0 lets the limiter
 		// pick its backoff.
-		if err := c.cfg.Limiter.Pause(ctx, e.RetryAfter); err != nil {
-			c.log.LogAttrs(ctx, slog.LevelWarn, "absorb: pausing the limiter failed", slog.String("op", cl.op), slog.String("error", err.Error()))
-		}
-	case s >= 500:
-		e.Retryable = true
-	case s == http.StatusNotFound:
-		e.NotFound = true
-	case s == http.StatusConflict:
-		e.Conflict = true
-	case s == http.StatusUnauthorized:
-		e.Retryable = true
+		vendorhttp.Pause(ctx, c.cfg.Limiter, c.log, "absorb", cl.op, e.RetryAfter)
 	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
 		e.Conflict = duplicate(ae)
 	}
-	e.Err = errors.New(detail)
+	e.Err = errors.New(describe(ae, resp.status, cl.secrets))
 	return e
 }
 
@@ -256,72 +224,13 @@ func duplicate(ae apiError) bool {
 	return false
 }
 
-// redact removes quoted text and the given values from s and bounds its
-// length, so vendor messages that echo input cannot leak it.
-func redact(s string, secrets []string) string {
-	for _, v := range secrets {
-		if len(v) < 2 {
-			continue
-		}
-		lower, lv := strings.ToLower(s), strings.ToLower(v)
-		if len(lower) != len(s) {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-			continue
-		}
-		var b strings.Builder
-		for {
-			i := strings.Index(lower, lv)
-			if i < 0 {
-				b.WriteString(s)
-				break
-			}
-			b.WriteString(s[:i])
-			b.WriteString("[redacted]")
-			s, lower = s[i+len(v):], lower[i+len(v):]
-		}
-		s = b.String()
-	}
-	var b strings.Builder
-	var quote rune
-	for _, r := range s {
-		switch {
-		case quote != 0 && r == quote:
-			quote = 0
-			b.WriteRune(r)
-		case quote != 0:
-		case r == '\'' || r == '"':
-			quote = r
-			b.WriteRune(r)
-			b.WriteString("…")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	out := b.String()
-	if len(out) > 600 {
-		out = out[:600] + "…"
-	}
-	return out
-}
+// redact is vendorhttp.Redact with Absorb's 600-byte cap.
+func redact(s string, secrets []string) string { return vendorhttp.Redact(s, secrets, 600) }
 
 // retryAfter parses delta-seconds or an HTTP date; 0 if absent or bad.
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+	d, _ := retry.ParseRetryAfter(v, now)
+	return d
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 )
 
 const (
@@ -71,22 +72,7 @@ type user map[string]any
 func (u user) str(key string) string { return text(u[key]) }
 
 // text renders a JSON value as the text learnerlink compares and stores.
-func text(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case bool:
-		return strconv.FormatBool(x)
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
+func text(v any) string { return vendorhttp.Text(v) }
 
 func (u user) learner() connector.Learner {
 	l := connector.Learner{

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 	"github.com/learnerlink/learnerlink/shared/retry"
 	"github.com/learnerlink/learnerlink/shared/tokencache"
 )
@@ -161,27 +162,14 @@ func (c *Connector) exchange(ctx context.Context, cl call, req *http.Request) (*
 	start := time.Now()
 	res, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op, ctx.Err())
-		}
 		// Timeouts, resets, DNS: worth another try later. The URL in err
 		// may carry a lookup value (an email), so it is dropped.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, &connector.Error{Op: cl.op, Retryable: true, Err: fmt.Errorf("%s %s: %w", cl.method, cl.path, err)}
+		return nil, vendorhttp.TransportError(ctx, cl.op, cl.method, cl.path, err)
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))
+	data, err := vendorhttp.ReadBody(ctx, cl.op, res, maxBody)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op, ctx.Err())
-		}
-		return nil, &connector.Error{Op: cl.op, Status: res.StatusCode, Retryable: true, Err: fmt.Errorf("read response: %w", err)}
-	}
-	if len(data) > maxBody {
-		return nil, &connector.Error{Op: cl.op, Status: res.StatusCode, Err: fmt.Errorf("response larger than %d bytes", maxBody)}
+		return nil, err
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "onelogin: request",
 		slog.String("op", cl.op), slog.String("method", cl.method), slog.String("path", cl.path),
@@ -199,9 +187,7 @@ func (c *Connector) watchBudget(ctx context.Context, op string, h http.Header) {
 	}
 	d := resetIn(h)
 	c.log.LogAttrs(ctx, slog.LevelWarn, "onelogin: call budget spent; pausing until it resets", slog.String("op", op), slog.Duration("reset", d))
-	if err := c.cfg.Limiter.Pause(ctx, d); err != nil {
-		c.log.LogAttrs(ctx, slog.LevelWarn, "onelogin: pausing the limiter failed", slog.String("op", op), slog.String("error", err.Error()))
-	}
+	vendorhttp.Pause(ctx, c.cfg.Limiter, c.log, "onelogin", op, d)
 }
 
 // resetIn reads X-RateLimit-Reset (seconds until the window resets [D]);
@@ -218,22 +204,14 @@ func resetIn(h http.Header) time.Duration {
 // body into out.
 func (c *Connector) finish(ctx context.Context, cl call, resp *response, out any) error {
 	if resp.status >= 200 && resp.status < 300 {
-		if out == nil || len(bytes.TrimSpace(resp.body)) == 0 {
-			return nil
-		}
-		dec := json.NewDecoder(bytes.NewReader(resp.body))
-		dec.UseNumber()
-		if err := dec.Decode(out); err != nil {
-			return &connector.Error{Op: cl.op, Status: resp.status, Err: fmt.Errorf("decode response: %w", err)}
-		}
-		return nil
+		return vendorhttp.Decode(cl.op, resp.status, resp.body, out)
 	}
 	return c.classify(ctx, cl, resp)
 }
 
 // classify maps a failed answer to a *connector.Error.
 func (c *Connector) classify(ctx context.Context, cl call, resp *response) *connector.Error {
-	e := &connector.Error{Op: cl.op, Status: resp.status}
+	e := vendorhttp.Classify(cl.op, resp.status, resp.header, c.now())
 	var ae apiError
 	_ = json.Unmarshal(resp.body, &ae) // best effort: bodies vary
 	msg := ae.Message
@@ -241,22 +219,11 @@ func (c *Connector) classify(ctx context.Context, cl call, resp *response) *conn
 		msg = ae.Status.Message
 	}
 	switch s := resp.status; {
-	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-		e.Retryable = true
+	case vendorhttp.Throttled(s):
 		e.RetryAfter = c.retryAfter(resp.header)
 		// Everyone slows down, not just this caller; 0 lets the limiter
 		// pick its backoff.
-		if err := c.cfg.Limiter.Pause(ctx, e.RetryAfter); err != nil {
-			c.log.LogAttrs(ctx, slog.LevelWarn, "onelogin: pausing the limiter failed", slog.String("op", cl.op), slog.String("error", err.Error()))
-		}
-	case s >= 500:
-		e.Retryable = true
-	case s == http.StatusNotFound:
-		e.NotFound = true
-	case s == http.StatusConflict:
-		e.Conflict = true
-	case s == http.StatusUnauthorized:
-		e.Retryable = true
+		vendorhttp.Pause(ctx, c.cfg.Limiter, c.log, "onelogin", cl.op, e.RetryAfter)
 	case s == http.StatusForbidden:
 		msg = strings.TrimSpace(msg + " (check the API credential's scope: Manage users, or Manage All for roles)")
 	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
@@ -287,7 +254,7 @@ func describe(status int, name, msg string, secrets []string) string {
 		b.WriteString(": ")
 		b.WriteString(msg)
 	}
-	return redact(b.String(), secrets)
+	return vendorhttp.Redact(b.String(), secrets, 600)
 }
 
 // duplicate recognises "username/email/external id already taken".
@@ -295,54 +262,6 @@ func duplicate(msg string) bool {
 	l := strings.ToLower(msg)
 	return strings.Contains(l, "already been taken") || strings.Contains(l, "already exists") ||
 		strings.Contains(l, "already in use") || strings.Contains(l, "duplicate") || strings.Contains(l, "not unique")
-}
-
-// redact removes quoted text and the given values (case-insensitively)
-// from s and bounds its length, so messages that echo input cannot leak it.
-func redact(s string, secrets []string) string {
-	for _, v := range secrets {
-		if len(v) < 2 {
-			continue
-		}
-		lower, lv := strings.ToLower(s), strings.ToLower(v)
-		if len(lower) != len(s) || len(lv) != len(v) {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-			continue
-		}
-		var b strings.Builder
-		for {
-			i := strings.Index(lower, lv)
-			if i < 0 {
-				b.WriteString(s)
-				break
-			}
-			b.WriteString(s[:i])
-			b.WriteString("[redacted]")
-			s, lower = s[i+len(v):], lower[i+len(v):]
-		}
-		s = b.String()
-	}
-	var b strings.Builder
-	var quote rune
-	for _, r := range s {
-		switch {
-		case quote != 0 && r == quote:
-			quote = 0
-			b.WriteRune(r)
-		case quote != 0:
-		case r == '\'' || r == '"':
-			quote = r
-			b.WriteRune(r)
-			b.WriteString("…")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	out := b.String()
-	if len(out) > 600 {
-		out = out[:600] + "…"
-	}
-	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -147,7 +147,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -155,6 +154,7 @@ import (
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 	"github.com/learnerlink/learnerlink/shared/tokencache"
 )
 
@@ -285,7 +285,7 @@ func New(cfg Config) (*Connector, error) {
 	c := &Connector{cfg: cfg, base: base, hc: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now,
 		tokens: cfg.Tokens, roles: roles, marker: marker, warned: map[string]bool{}}
 	if c.hc == nil {
-		c.hc = defaultClient()
+		c.hc = vendorhttp.NewClient()
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -316,7 +316,7 @@ func checkBaseURL(raw string) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !loopback(u.Hostname()) {
+		if !vendorhttp.Loopback(u.Hostname()) {
 			return "", fmt.Errorf("onelogin: BaseURL %q must use https (http only for loopback)", raw)
 		}
 	default:
@@ -324,20 +324,4 @@ func checkBaseURL(raw string) (string, error) {
 	}
 	u.Path = ""
 	return u.String(), nil
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func defaultClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSHandshakeTimeout = 10 * time.Second
-	tr.ResponseHeaderTimeout = 30 * time.Second
-	tr.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: tr, Timeout: 45 * time.Second}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 )
 
 const (
@@ -41,22 +42,7 @@ type user map[string]any
 func (u user) str(key string) string { return text(u[key]) }
 
 // text renders a JSON value as the text learnerlink compares and stores.
-func text(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case bool:
-		return strconv.FormatBool(x)
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
+func text(v any) string { return vendorhttp.Text(v) }
 
 // status returns the user's status, -1 when absent.
 func (u user) status() int {

@@ -11,13 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
-	"github.com/learnerlink/learnerlink/shared/retry"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 )
 
 const (
@@ -68,14 +67,7 @@ func (c *Connector) do(ctx context.Context, cl call, out any) (*response, error)
 	if resp.status < 200 || resp.status > 299 {
 		return resp, c.classify(ctx, cl, resp)
 	}
-	if out != nil && len(bytes.TrimSpace(resp.body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(resp.body))
-		dec.UseNumber()
-		if err := dec.Decode(out); err != nil {
-			return resp, &connector.Error{Op: cl.op, Status: resp.status, Err: fmt.Errorf("decode response: %w", err)}
-		}
-	}
-	return resp, nil
+	return resp, vendorhttp.Decode(cl.op, resp.status, resp.body, out)
 }
 
 // send waits on the limiter and makes one HTTP request.
@@ -117,15 +109,8 @@ func (c *Connector) send(ctx context.Context, cl call) (*response, error) {
 	start := time.Now()
 	res, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op, ctx.Err())
-		}
-		// The URL may hold a filter with a learner's values: drop it.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, &connector.Error{Op: cl.op, Retryable: true, Err: fmt.Errorf("%s %s: %w", cl.method, routeOf(cl.path), err)}
+		// The URL may hold a filter with a learner's values: dropped.
+		return nil, vendorhttp.TransportError(ctx, cl.op, cl.method, routeOf(cl.path), err)
 	}
 	defer res.Body.Close()
 	if cl.ignoreBody && res.StatusCode >= 200 && res.StatusCode <= 299 {
@@ -136,15 +121,9 @@ func (c *Connector) send(ctx context.Context, cl call) (*response, error) {
 			slog.Int("status", res.StatusCode), slog.Duration("took", time.Since(start)))
 		return &response{status: res.StatusCode, header: res.Header}, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))
+	data, err := vendorhttp.ReadBody(ctx, cl.op, res, maxBody)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op, ctx.Err())
-		}
-		return nil, &connector.Error{Op: cl.op, Status: res.StatusCode, Retryable: true, Err: fmt.Errorf("read response: %w", err)}
-	}
-	if len(data) > maxBody {
-		return nil, &connector.Error{Op: cl.op, Status: res.StatusCode, Err: fmt.Errorf("response larger than %d bytes", maxBody)}
+		return nil, err
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "scimout: request",
 		slog.String("op", cl.op), slog.String("method", cl.method), slog.String("route", routeOf(cl.path)),
@@ -154,36 +133,21 @@ func (c *Connector) send(ctx context.Context, cl call) (*response, error) {
 
 // classify maps a failed answer to a *connector.Error.
 func (c *Connector) classify(ctx context.Context, cl call, resp *response) *connector.Error {
-	e := &connector.Error{Op: cl.op, Status: resp.status}
+	e := vendorhttp.Classify(cl.op, resp.status, resp.header, c.now())
 	var se scimError
 	_ = json.Unmarshal(resp.body, &se) // best effort: bodies vary
 	switch s := resp.status; {
-	case s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable:
-		e.Retryable = true
-		e.RetryAfter, _ = retry.ParseRetryAfter(resp.header.Get("Retry-After"), c.now())
+	case vendorhttp.Throttled(s):
 		// Every worker on this tenant slows down, not just this call.
-		if err := c.cfg.Limiter.Pause(ctx, e.RetryAfter); err != nil {
-			c.log.LogAttrs(ctx, slog.LevelWarn, "scimout: pausing the limiter failed", slog.String("op", cl.op), slog.String("error", err.Error()))
-		}
-	case s >= 500:
-		e.Retryable = true
-	case s == http.StatusNotFound:
-		e.NotFound = true
-	case s == http.StatusConflict && (cl.method == http.MethodPost || strings.EqualFold(se.ScimType, scimTypeUniq)):
-		e.Conflict = true // a duplicate (RFC 7644 §3.3, scimType uniqueness)
-	case s == http.StatusConflict:
-		// On PUT/PATCH without scimType uniqueness, servers (ours among
-		// them) mean a concurrent change they gave up re-applying.
-		e.Retryable = true
+		vendorhttp.Pause(ctx, c.cfg.Limiter, c.log, "scimout", cl.op, e.RetryAfter)
+	case s == http.StatusConflict && cl.method != http.MethodPost && !strings.EqualFold(se.ScimType, scimTypeUniq):
+		// A duplicate is POST's 409 or scimType uniqueness (RFC 7644
+		// §3.3); on PUT/PATCH otherwise, servers (ours among them) mean a
+		// concurrent change they gave up re-applying.
+		e.Conflict, e.Retryable = false, true
 	case s == http.StatusPreconditionFailed:
 		// Someone changed the resource between our read and write; the
 		// callers re-read once, so reaching here means it keeps changing.
-		e.Retryable = true
-	case s == http.StatusUnauthorized:
-		// A static token or key that was rotated: fixable without touching
-		// the data, so worth trying later rather than parking every learner.
-		e.Retryable = true
-	case s == http.StatusRequestTimeout:
 		e.Retryable = true
 	}
 	e.Err = &vendorError{scimType: se.ScimType, text: describe(resp.status, se, slices.Concat(cl.secrets, c.cfg.Auth.secrets()))}
@@ -225,67 +189,8 @@ func describe(status int, se scimError, secrets []string) string {
 	return b.String()
 }
 
-// redact removes the given values and anything quoted from s and bounds
-// its length, so a vendor message that echoes input cannot leak it.
-func redact(s string, secrets []string) string {
-	// Longest first, so a value containing another is removed whole.
-	sorted := append([]string(nil), secrets...)
-	sort.Slice(sorted, func(i, j int) bool { return len(sorted[i]) > len(sorted[j]) })
-	for _, v := range sorted {
-		if len(v) < 2 {
-			continue
-		}
-		s = replaceFold(s, v, "[redacted]")
-	}
-	var b strings.Builder
-	var quote rune
-	for _, r := range s {
-		switch {
-		case quote != 0 && r == quote:
-			quote = 0
-			b.WriteRune(r)
-		case quote != 0:
-		case r == '\'' || r == '"':
-			quote = r
-			b.WriteRune(r)
-			b.WriteString("…")
-		case r < 0x20:
-			b.WriteRune(' ')
-		default:
-			b.WriteRune(r)
-		}
-	}
-	out := strings.TrimSpace(b.String())
-	if len(out) > maxDetail {
-		cut := maxDetail
-		for cut > 0 && !utf8Start(out[cut]) {
-			cut--
-		}
-		out = out[:cut] + "…"
-	}
-	return out
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
-
-// replaceFold replaces every case-insensitive occurrence of old in s.
-func replaceFold(s, old, repl string) string {
-	ls, lo := strings.ToLower(s), strings.ToLower(old)
-	if len(ls) != len(s) || len(lo) != len(old) {
-		return strings.ReplaceAll(s, old, repl) // case mapping changed lengths: exact only
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(ls, lo)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i])
-		b.WriteString(repl)
-		s, ls = s[i+len(old):], ls[i+len(old):]
-	}
-}
+// redact is vendorhttp.Redact with the SCIM detail's cap.
+func redact(s string, secrets []string) string { return vendorhttp.Redact(s, secrets, maxDetail) }
 
 // encodeQuery encodes in order, spaces as %20: some SCIM servers do not
 // decode '+' in a filter.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 )
 
 // Limiter gates every request to the service provider (shared/throttle
@@ -194,9 +194,7 @@ func checkBaseURL(raw string) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !vendorhttp.Loopback(u.Hostname()) {
 			return "", fmt.Errorf("scimout: BaseURL %q: http is allowed only for loopback hosts", raw)
 		}
 	default:
