@@ -2,59 +2,35 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/learnerlink/learnerlink/shared/connector/absorb/absorbsim"
 	"github.com/learnerlink/learnerlink/shared/lambdafn"
+	"github.com/learnerlink/learnerlink/shared/lambdafn/lambdatest"
 	"github.com/learnerlink/learnerlink/shared/okta"
 	"github.com/learnerlink/learnerlink/shared/okta/oktasim"
 	"github.com/learnerlink/learnerlink/shared/queue"
-	"github.com/learnerlink/learnerlink/shared/queue/sqs"
 	"github.com/learnerlink/learnerlink/shared/reconcile"
 	"github.com/learnerlink/learnerlink/shared/store"
 	"github.com/learnerlink/learnerlink/shared/store/dynamo"
-	"github.com/learnerlink/learnerlink/shared/testenv"
 )
 
 // TestReconcileFunction runs the function as deployed: DynamoDB Local,
 // the SQS emulator, the Absorb and Okta simulators, and the sample event.
 func TestReconcileFunction(t *testing.T) {
-	ddbEndpoint, sqsEndpoint := testenv.DynamoDB(t), testenv.SQS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
-	ddb := dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbEndpoint)})
-	sq := awssqs.New(awssqs.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(sqsEndpoint)})
 	// Shared servers: unique names, and only what this test made is removed.
-	name := "learnerlink-reconcile-" + strings.ToLower(rand.Text()[:12])
-	if err := dynamo.CreateTable(ctx, ddb, name); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-	})
-	queueURL, dlqURL, err := sqs.CreateQueues(ctx, sq, name, sqs.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create queues: %v", err)
-	}
-	t.Cleanup(func() {
-		for _, u := range []string{queueURL, dlqURL} {
-			_, _ = sq.DeleteQueue(context.Background(), &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)})
-		}
-	})
+	stack := lambdatest.New(t, "learnerlink-reconcile-")
+	ddb, sq, name, queueURL := stack.DDB, stack.SQS, stack.Table, stack.QueueURL
 	absorb := absorbsim.New(absorbsim.Options{Username: "api-admin", Password: "pw", PrivateKey: "key"})
 	t.Cleanup(absorb.Close)
 	org := oktasim.New(oktasim.Options{APIToken: "ssws-test"})
@@ -74,20 +50,7 @@ func TestReconcileFunction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB":                  ddbEndpoint,
-		"AWS_ENDPOINT_URL_SQS":                       sqsEndpoint,
-		"AWS_ACCESS_KEY_ID":                          "test",
-		"AWS_SECRET_ACCESS_KEY":                      "test",
-		"AWS_SESSION_TOKEN":                          "",
-		"AWS_REGION":                                 "us-east-1",
-		"AWS_PROFILE":                                "",
-		"AWS_CONFIG_FILE":                            filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE":                filepath.Join(t.TempDir(), "none"),
-		"AWS_EC2_METADATA_DISABLED":                  "true",
-		"LEARNERLINK_TABLE":                          name,
-		"LEARNERLINK_QUEUE_URL":                      queueURL,
-		"LEARNERLINK_DLQ_URL":                        dlqURL,
+	stack.Setenv(t, map[string]string{
 		"LEARNERLINK_SECRET_ID":                      "",
 		"LEARNERLINK_CONFIG":                         "",
 		"LEARNERLINK_LOG_LEVEL":                      "error",
@@ -104,9 +67,7 @@ func TestReconcileFunction(t *testing.T) {
 		"LEARNERLINK_RECONCILE_DRY_RUN":              "false",
 		"LEARNERLINK_RECONCILE_MAX_DEACTIVATE_SHARE": "0.5",
 		"LEARNERLINK_RECONCILE_CREATE_IDENTITIES":    "true",
-	} {
-		t.Setenv(k, v)
-	}
+	})
 	h, err := lambdafn.Reconcile(ctx, os.Getenv)
 	if err != nil {
 		t.Fatal(err)

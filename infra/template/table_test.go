@@ -2,7 +2,6 @@ package template_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"maps"
 	"reflect"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -125,24 +123,10 @@ func TestTableMatchesStoreConstants(t *testing.T) {
 // what DescribeTable reports with the template: same keys, indexes,
 // projections and TTL.
 func TestTableMatchesCreateTable(t *testing.T) {
-	client := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(testenv.DynamoDB(t)),
-	})
-	table := "learnerlink-template-" + strings.ToLower(rand.Text()[:12])
+	client := testenv.DynamoClient(t)
+	table := testenv.StoreTable(t, client, "learnerlink-template-")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := dynamo.CreateTable(ctx, client, table); err != nil {
-		t.Fatalf("CreateTable: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
-			t.Logf("DeleteTable %s: %v", table, err)
-		}
-	})
 	d, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 	if err != nil {
 		t.Fatal(err)

@@ -2,27 +2,21 @@ package hooks_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/learnerlink/learnerlink/shared/lambdafn"
+	"github.com/learnerlink/learnerlink/shared/lambdafn/lambdatest"
 	"github.com/learnerlink/learnerlink/shared/okta/oktasim"
 	"github.com/learnerlink/learnerlink/shared/queue"
 	"github.com/learnerlink/learnerlink/shared/queue/sqs"
 	"github.com/learnerlink/learnerlink/shared/store/dynamo"
-	"github.com/learnerlink/learnerlink/shared/testenv"
 )
 
 // lambdaStack is a fresh table and queue on DynamoDB Local and the SQS
@@ -35,47 +29,13 @@ type lambdaStack struct {
 
 func newLambdaStack(t *testing.T) *lambdaStack {
 	t.Helper()
-	ddbEndpoint, sqsEndpoint := testenv.DynamoDB(t), testenv.SQS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
-	ddb := dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbEndpoint)})
-	sqc := awssqs.New(awssqs.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(sqsEndpoint)})
 	// The servers are shared: everything is uniquely named, and only what
 	// this test created is deleted.
-	name := "learnerlink-hooks-" + strings.ToLower(rand.Text()[:12])
-	if err := dynamo.CreateTable(ctx, ddb, name); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-	})
-	queueURL, dlqURL, err := sqs.CreateQueues(ctx, sqc, name, sqs.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create queues: %v", err)
-	}
-	t.Cleanup(func() {
-		for _, u := range []string{queueURL, dlqURL} {
-			_, _ = sqc.DeleteQueue(context.Background(), &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)})
-		}
-	})
+	stack := lambdatest.New(t, "learnerlink-hooks-")
 	sim := oktasim.New(oktasim.Options{APIToken: "sim-okta-token"})
 	t.Cleanup(sim.Close)
 	sim.PutUser(janeProfile())
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB":    ddbEndpoint,
-		"AWS_ENDPOINT_URL_SQS":         sqsEndpoint,
-		"AWS_ACCESS_KEY_ID":            "test",
-		"AWS_SECRET_ACCESS_KEY":        "test",
-		"AWS_SESSION_TOKEN":            "",
-		"AWS_REGION":                   "us-east-1",
-		"AWS_PROFILE":                  "",
-		"AWS_CONFIG_FILE":              filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE":  filepath.Join(t.TempDir(), "none"),
-		"AWS_EC2_METADATA_DISABLED":    "true",
-		"LEARNERLINK_TABLE":            name,
-		"LEARNERLINK_QUEUE_URL":        queueURL,
-		"LEARNERLINK_DLQ_URL":          dlqURL,
+	stack.Setenv(t, map[string]string{
 		"LEARNERLINK_SECRET_ID":        "",
 		"LEARNERLINK_LOG_LEVEL":        "error",
 		"LEARNERLINK_HOOK_SECRET":      secret,
@@ -85,10 +45,8 @@ func newLambdaStack(t *testing.T) *lambdaStack {
 		"OKTA_API_TOKEN":               "sim-okta-token",
 		"OKTA_CLIENT_ID":               "",
 		"OKTA_PRIVATE_KEY":             "",
-	} {
-		t.Setenv(k, v)
-	}
-	return &lambdaStack{st: dynamo.New(ddb, name), q: sqs.New(sqc, queueURL, dlqURL)}
+	})
+	return &lambdaStack{st: dynamo.New(stack.DDB, stack.Table), q: sqs.New(stack.SQS, stack.QueueURL, stack.DLQURL)}
 }
 
 // drain receives (and acknowledges) want intents, then checks that no

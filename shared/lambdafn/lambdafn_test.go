@@ -2,7 +2,6 @@ package lambdafn_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -11,20 +10,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/learnerlink/learnerlink/shared/connector/absorb/absorbsim"
 	"github.com/learnerlink/learnerlink/shared/lambdafn"
+	"github.com/learnerlink/learnerlink/shared/lambdafn/lambdatest"
 	"github.com/learnerlink/learnerlink/shared/queue/sqs"
-	"github.com/learnerlink/learnerlink/shared/store/dynamo"
-	"github.com/learnerlink/learnerlink/shared/testenv"
 )
 
 // The sample events' placeholder ids, replaced with the ids the test
@@ -48,51 +44,15 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	ddbEndpoint, sqsEndpoint := testenv.DynamoDB(t), testenv.SQS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
-	s := &stack{
-		ddb: dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(ddbEndpoint)}),
-		sqs: awssqs.New(awssqs.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(sqsEndpoint)}),
-	}
 	// Other engineers share these servers: everything is uniquely named
 	// and only what this test created is deleted.
-	name := "learnerlink-lambdafn-" + strings.ToLower(rand.Text()[:12])
-	if err := dynamo.CreateTable(ctx, s.ddb, name); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = s.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-	})
-	queueURL, dlqURL, err := sqs.CreateQueues(ctx, s.sqs, name, sqs.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create queues: %v", err)
-	}
-	t.Cleanup(func() {
-		for _, u := range []string{queueURL, dlqURL} {
-			_, _ = s.sqs.DeleteQueue(context.Background(), &awssqs.DeleteQueueInput{QueueUrl: aws.String(u)})
-		}
-	})
-	s.queueURL = queueURL
+	st := lambdatest.New(t, "learnerlink-lambdafn-")
+	s := &stack{ddb: st.DDB, sqs: st.SQS, queueURL: st.QueueURL}
 	s.sim = absorbsim.New(absorbsim.Options{Username: absorbUser, Password: absorbPass, PrivateKey: absorbKey})
 	t.Cleanup(s.sim.Close)
 
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB":    ddbEndpoint,
-		"AWS_ENDPOINT_URL_SQS":         sqsEndpoint,
-		"AWS_ACCESS_KEY_ID":            "test",
-		"AWS_SECRET_ACCESS_KEY":        "test",
-		"AWS_SESSION_TOKEN":            "",
-		"AWS_REGION":                   "us-east-1",
-		"AWS_PROFILE":                  "",
-		"AWS_CONFIG_FILE":              filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE":  filepath.Join(t.TempDir(), "none"),
-		"AWS_EC2_METADATA_DISABLED":    "true",
+	st.Setenv(t, map[string]string{
 		"LEARNERLINK_SCIM_TOKEN":       "test-scim-token",
-		"LEARNERLINK_TABLE":            name,
-		"LEARNERLINK_QUEUE_URL":        queueURL,
-		"LEARNERLINK_DLQ_URL":          dlqURL,
 		"LEARNERLINK_SECRET_ID":        "",
 		"LEARNERLINK_CONFIG":           "",
 		"LEARNERLINK_LOG_LEVEL":        "error",
@@ -103,9 +63,7 @@ func newStack(t *testing.T) *stack {
 		"ABSORB_PRIVATE_KEY":           absorbKey,
 		"ABSORB_RATE_LIMIT":            "100",
 		"ABSORB_DEFAULT_DEPARTMENT_ID": s.sim.DefaultDepartmentID(),
-	} {
-		t.Setenv(k, v)
-	}
+	})
 	return s
 }
 

@@ -1,11 +1,9 @@
 package multitargettest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +20,7 @@ import (
 	"github.com/learnerlink/learnerlink/shared/connector/onelogin"
 	"github.com/learnerlink/learnerlink/shared/connector/onelogin/oneloginsim"
 	"github.com/learnerlink/learnerlink/shared/connector/scimout/scimoutsim"
+	"github.com/learnerlink/learnerlink/shared/scim/scimtest"
 	"github.com/learnerlink/learnerlink/shared/store"
 )
 
@@ -128,42 +127,7 @@ func start(t *testing.T, withDown bool) *env {
 // do sends one JSON request and decodes the answer.
 func (e *env) do(method, rawURL, bearer string, body any, want int) map[string]any {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(e.t.Context(), method, rawURL, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	req.Header.Set("Accept", "application/scim+json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
-	}
-	res, err := e.hc.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, rawURL, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if res.StatusCode != want {
-		e.t.Fatalf("%s %s: status %d, want %d: %s", method, rawURL, res.StatusCode, want, raw)
-	}
-	var out map[string]any
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			e.t.Fatalf("%s %s: decode: %v", method, rawURL, err)
-		}
-	}
-	return out
+	return scimtest.Request(e.t, e.hc, method, rawURL, bearer, body, want)
 }
 
 // okta sends a SCIM request to learnerlink, as Okta's provisioning does.

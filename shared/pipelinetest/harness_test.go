@@ -1,10 +1,7 @@
 package pipelinetest
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +13,7 @@ import (
 	"github.com/learnerlink/learnerlink/shared/allinone"
 	"github.com/learnerlink/learnerlink/shared/config"
 	"github.com/learnerlink/learnerlink/shared/connector/absorb/absorbsim"
+	"github.com/learnerlink/learnerlink/shared/scim/scimtest"
 )
 
 const (
@@ -125,42 +123,7 @@ func start(t *testing.T, simOpts absorbsim.Options, vars map[string]string) *env
 // scim sends one SCIM request and decodes the answer.
 func (e *env) scim(method, path string, body any, want int) map[string]any {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(e.t.Context(), method, e.runner.URL()+"/scim/v2"+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "application/scim+json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
-	}
-	res, err := e.hc.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if res.StatusCode != want {
-		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.StatusCode, want, raw)
-	}
-	var out map[string]any
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			e.t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
-	}
-	return out
+	return scimtest.Request(e.t, e.hc, method, e.runner.URL()+"/scim/v2"+path, token, body, want)
 }
 
 // oktaUser is the body Okta's provisioning engine sends on create.

@@ -1,16 +1,8 @@
 package scim_test
 
 import (
-	"context"
-	"crypto/rand"
 	"net/http/httptest"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/learnerlink/learnerlink/shared/scim"
 	"github.com/learnerlink/learnerlink/shared/scim/scimtest"
@@ -48,25 +40,8 @@ func TestConformance(t *testing.T) {
 // Lambda uses, on DynamoDB Local (skipped when
 // LEARNERLINK_TEST_DYNAMODB_ENDPOINT is unset), in a uniquely named table.
 func TestConformanceDynamoDB(t *testing.T) {
-	endpoint := testenv.DynamoDB(t)
-	client := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(endpoint),
-	})
-	table := "learnerlink-scimtest-" + strings.ToLower(rand.Text()[:12])
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := dynamo.CreateTable(ctx, client, table); err != nil {
-		t.Fatalf("CreateTable: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
-			t.Logf("DeleteTable %s: %v", table, err)
-		}
-	})
+	client := testenv.DynamoClient(t)
+	table := testenv.StoreTable(t, client, "learnerlink-scimtest-")
 	h, err := scim.NewHandler(dynamo.New(client, table), &recQueue{}, scim.Config{Token: testToken})
 	if err != nil {
 		t.Fatal(err)

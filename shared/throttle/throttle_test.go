@@ -2,26 +2,23 @@ package throttle_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/learnerlink/learnerlink/shared/retry"
 	"github.com/learnerlink/learnerlink/shared/testenv"
 	"github.com/learnerlink/learnerlink/shared/throttle"
+	"github.com/learnerlink/learnerlink/shared/throttle/throttletest"
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -44,55 +41,19 @@ type scenario struct {
 }
 
 // run returns the grant times as offsets from t0, sorted.
-func (sc scenario) run(t *testing.T, clock *simClock, limiter func(i int) throttle.Limiter) []time.Duration {
+func (sc scenario) run(t *testing.T, clock *throttletest.SimClock, limiter func(i int) throttle.Limiter) []time.Duration {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var (
-		mu     sync.Mutex
-		grants []time.Duration
-		errs   []error
-	)
-	for i := range sc.workers {
-		lim := limiter(i)
-		clock.Go(func() {
-			for {
-				if err := lim.Wait(ctx); err != nil {
-					if !errors.Is(err, context.Canceled) {
-						mu.Lock()
-						errs = append(errs, err)
-						mu.Unlock()
-					}
-					return
-				}
-				at := clock.Now().Sub(t0)
-				mu.Lock()
-				grants = append(grants, at)
-				mu.Unlock()
-			}
-		})
-	}
+	var side []func(context.Context) error
 	if sc.pauseAt > 0 {
 		lim := limiter(0)
-		clock.Go(func() {
+		side = append(side, func(ctx context.Context) error {
 			if clock.Sleep(ctx, sc.pauseAt) != nil {
-				return
+				return nil
 			}
-			if err := lim.Pause(ctx, sc.pauseFor); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
+			return lim.Pause(ctx, sc.pauseFor)
 		})
 	}
-	clock.Run(t, t0.Add(sc.dur))
-	cancel()
-	clock.wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("limiter failed: %v", err)
-	}
-	slices.Sort(grants)
-	return grants
+	return throttletest.Grants(t, clock, t0, sc.dur, sc.workers, limiter, side...)
 }
 
 // maxWindow is the largest number of grants in any half-open window of
@@ -153,7 +114,7 @@ var scenarios = []scenario{
 func TestLocalAggregate(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			clock := newSimClock(t0)
+			clock := throttletest.NewSimClock(t0)
 			lim := throttle.NewLocal(sc.rate, sc.burst, throttle.WithClock(clock), throttle.WithLogger(quiet()),
 				throttle.WithRand(func() float64 { return 0.5 }),
 				throttle.WithBackoff(retry.Backoff{Base: 2 * time.Second, Max: 2 * time.Second}))
@@ -216,34 +177,8 @@ func (c *counting) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput,
 // the test server and deletes it (only it) afterwards.
 func newTable(t *testing.T) (*dynamodb.Client, string) {
 	t.Helper()
-	endpoint := testenv.DynamoDB(t)
-	client := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	table := "throttle-test-" + hex.EncodeToString(suffix)
-	_, err := client.CreateTable(t.Context(), &dynamodb.CreateTableInput{
-		TableName: aws.String(table),
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(throttle.AttrPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(throttle.AttrSK), AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(throttle.AttrPK), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(throttle.AttrSK), KeyType: types.KeyTypeRange},
-		},
-		BillingMode: types.BillingModePayPerRequest,
-	})
-	if err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	return client, table
+	client := testenv.DynamoClient(t)
+	return client, testenv.BareTable(t, client, "throttle-test-")
 }
 
 func TestSharedAggregate(t *testing.T) {
@@ -253,7 +188,7 @@ func TestSharedAggregate(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			target := "absorb-" + sc.name
 			api := &counting{DynamoAPI: client}
-			clock := newSimClock(t0)
+			clock := throttletest.NewSimClock(t0)
 			limiters := make([]throttle.Limiter, sc.workers)
 			for i := range limiters {
 				rnd := mrand.New(mrand.NewPCG(uint64(i), 42)).Float64

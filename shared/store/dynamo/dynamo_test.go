@@ -1,14 +1,9 @@
 package dynamo_test
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/learnerlink/learnerlink/shared/store"
@@ -17,33 +12,12 @@ import (
 	"github.com/learnerlink/learnerlink/shared/testenv"
 )
 
-func newClient(endpoint string) *dynamodb.Client {
-	return dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(endpoint),
-	})
-}
-
 // newTable creates a uniquely named table on DynamoDB Local and drops it
 // after the test; the server is shared with other suites.
 func newTable(t testing.TB) (*dynamodb.Client, string) {
 	t.Helper()
-	client := newClient(testenv.DynamoDB(t))
-	table := "learnerlink-storetest-" + rand.Text()[:12]
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := dynamo.CreateTable(ctx, client, table); err != nil {
-		t.Fatalf("CreateTable: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
-			t.Logf("DeleteTable %s: %v", table, err)
-		}
-	})
-	return client, table
+	client := testenv.DynamoClient(t)
+	return client, testenv.StoreTable(t, client, "learnerlink-storetest-")
 }
 
 func TestConformance(t *testing.T) {

@@ -1,4 +1,6 @@
-package throttle_test
+// Package throttletest holds test support for rate limiters: a simulated
+// clock that makes grant counts per window exact.
+package throttletest
 
 import (
 	"context"
@@ -7,12 +9,12 @@ import (
 	"time"
 )
 
-// simClock is a discrete-event clock: simulated time stands still while
-// any participant runs (including while it waits on DynamoDB) and jumps to
-// the earliest sleeper's deadline once every participant sleeps. Grants
-// are stamped with simulated time, so counts per window are exact and do
-// not depend on the machine's speed.
-type simClock struct {
+// SimClock is a discrete-event clock for throttle.WithClock: simulated
+// time stands still while any participant runs (including while it waits
+// on DynamoDB) and jumps to the earliest sleeper's deadline once every
+// participant sleeps. Grants are stamped with simulated time, so counts
+// per window are exact and do not depend on the machine's speed.
+type SimClock struct {
 	mu       sync.Mutex
 	now      time.Time
 	active   int
@@ -26,24 +28,27 @@ type sleeper struct {
 	wake  chan struct{}
 }
 
-func newSimClock(start time.Time) *simClock {
-	return &simClock{now: start, sleepers: map[*sleeper]struct{}{}, changed: make(chan struct{}, 1)}
+// NewSimClock is a SimClock standing at start with no participants.
+func NewSimClock(start time.Time) *SimClock {
+	return &SimClock{now: start, sleepers: map[*sleeper]struct{}{}, changed: make(chan struct{}, 1)}
 }
 
-func (c *simClock) poke() {
+func (c *SimClock) poke() {
 	select {
 	case c.changed <- struct{}{}:
 	default:
 	}
 }
 
-func (c *simClock) Now() time.Time {
+// Now is the simulated time.
+func (c *SimClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *simClock) Sleep(ctx context.Context, d time.Duration) error {
+// Sleep blocks until simulated time reaches now+d, or ctx is done.
+func (c *SimClock) Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -65,7 +70,7 @@ func (c *simClock) Sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Go starts a participant; time only moves while all of them sleep.
-func (c *simClock) Go(fn func()) {
+func (c *SimClock) Go(fn func()) {
 	c.mu.Lock()
 	c.active++
 	c.mu.Unlock()
@@ -84,7 +89,7 @@ func (c *simClock) Go(fn func()) {
 
 // Run advances time until the next wake-up would be after end, or no
 // participant is left.
-func (c *simClock) Run(t *testing.T, end time.Time) {
+func (c *SimClock) Run(t *testing.T, end time.Time) {
 	t.Helper()
 	for {
 		stuck := time.NewTimer(30 * time.Second)
@@ -127,3 +132,6 @@ func (c *simClock) Run(t *testing.T, end time.Time) {
 		c.mu.Unlock()
 	}
 }
+
+// Wait waits for every participant started with Go to return.
+func (c *SimClock) Wait() { c.wg.Wait() }
