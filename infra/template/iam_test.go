@@ -57,7 +57,7 @@ func wantGrants() map[string]map[string][]string {
 			logs("Worker"): logActions,
 			tableArn:       {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
 			indexArn:       {"dynamodb:Query"},
-			queueArn:       {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+			queueArn:       {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"},
 			dlqArn:         {"sqs:SendMessage"},
 			secret:         {"secretsmanager:GetSecretValue"},
 		},

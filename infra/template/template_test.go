@@ -2,6 +2,7 @@ package template_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -120,6 +121,8 @@ func TestEnvironment(t *testing.T) {
 			"ABSORB_DEFAULT_DEPARTMENT_ID": "Ref:AbsorbDefaultDepartmentId",
 			"ABSORB_CREATE_DEPARTMENTS":    "Ref:AbsorbCreateDepartments",
 			"ABSORB_GROUPS_FIELD":          "Ref:AbsorbGroupsField",
+			"LEARNERLINK_MAX_RECEIVES":     "Sub:${MaxReceiveCount}", // a Number parameter, as text
+			"LEARNERLINK_RETRY_FOR":        "Ref:RetryFor",
 			"LEARNERLINK_CONFIG_JSON":      "Ref:LearnerlinkConfig",
 		},
 		"sweeper": {
@@ -213,6 +216,11 @@ func TestEnvironment(t *testing.T) {
 						v = def
 					} else {
 						v = "x" // a resource: its name, URL or ARN
+					}
+				}
+				if p, ok := strings.CutPrefix(v, "Sub:${"); ok && strings.HasSuffix(p, "}") {
+					if def := dig(tm.raw, "Parameters", strings.TrimSuffix(p, "}"), "Default"); def != nil {
+						v = fmt.Sprint(def) // a whole-parameter Sub, e.g. a Number as text
 					}
 				}
 				env[k] = v

@@ -91,7 +91,7 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	if r.Store, err = bolt.Open(filepath.Join(s.DataDir, "store.db")); err != nil {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
-	if r.Queue, err = disk.Open(filepath.Join(s.DataDir, "queue.db"), disk.Options{}); err != nil {
+	if r.Queue, err = disk.Open(filepath.Join(s.DataDir, "queue.db"), disk.Options{MaxReceives: s.MaxReceives}); err != nil {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
 	if usesSandbox(s) {
@@ -122,7 +122,8 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(r.Store, targets, worker.Config{Logger: o.Logger, OnConflict: reviews.Park})
+	w, err := worker.New(r.Store, targets, worker.Config{Logger: o.Logger, OnConflict: reviews.Park,
+		MaxReceives: s.MaxReceives, RetryFor: s.RetryFor})
 	if err != nil {
 		return nil, err
 	}

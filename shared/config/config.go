@@ -33,6 +33,8 @@ var Vars = []Var{
 	{"LEARNERLINK_WORKERS", "8", "concurrent queue consumers in the local runner", "local"},
 	{"LEARNERLINK_LOG_LEVEL", "info", "debug, info, warn or error", "both"},
 	{"LEARNERLINK_PENDING_THRESHOLD", "15m", "how long an identity may wait unsynced before the sweeper re-queues it", "both"},
+	{"LEARNERLINK_MAX_RECEIVES", "5", "deliveries of one sync intent; on the last one a still-retryable failure is re-enqueued as a fresh copy instead of dead-lettered (in AWS: the MaxReceiveCount parameter, also the queue's redrive maxReceiveCount)", "both"},
+	{"LEARNERLINK_RETRY_FOR", "24h", "how long a retryable failure (target down, throttling) is retried before its intent is parked in the dead-letter queue", "both"},
 	{"ABSORB_API_URL", "", "Absorb Integration API gateway, e.g. https://rest.myabsorb.com", "both"},
 	{"ABSORB_USERNAME", "", "Absorb admin API user (local; in AWS it is in the secret)", "local"},
 	{"ABSORB_PASSWORD", "", "its password (local; in AWS it is in the secret)", "local"},
@@ -74,6 +76,10 @@ type Settings struct {
 	Workers          int
 	LogLevel         slog.Level
 	PendingThreshold time.Duration
+	// MaxReceives is the queue's delivery budget per message and RetryFor
+	// how long retryable failures are retried (worker.Config).
+	MaxReceives int
+	RetryFor    time.Duration
 
 	Absorb Absorb
 	// Targets is the "targets" section of ConfigFile; nil means the one
@@ -176,6 +182,12 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	}
 	if s.PendingThreshold, err = time.ParseDuration(get("LEARNERLINK_PENDING_THRESHOLD", "15m")); err != nil || s.PendingThreshold < time.Minute {
 		errs = append(errs, fmt.Errorf("LEARNERLINK_PENDING_THRESHOLD must be a duration of at least 1m"))
+	}
+	if s.MaxReceives, err = strconv.Atoi(get("LEARNERLINK_MAX_RECEIVES", "5")); err != nil || s.MaxReceives < 2 || s.MaxReceives > 1000 {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_MAX_RECEIVES must be a whole number from 2 to 1000"))
+	}
+	if s.RetryFor, err = time.ParseDuration(get("LEARNERLINK_RETRY_FOR", "24h")); err != nil || s.RetryFor < time.Minute {
+		errs = append(errs, fmt.Errorf("LEARNERLINK_RETRY_FOR must be a duration of at least 1m"))
 	}
 	if s.Absorb.RateLimit, err = strconv.ParseFloat(get("ABSORB_RATE_LIMIT", "10"), 64); err != nil || s.Absorb.RateLimit <= 0 || s.Absorb.RateLimit > 200 {
 		errs = append(errs, fmt.Errorf("ABSORB_RATE_LIMIT must be a number of requests per second above 0 and at most 200 (Absorb's documented account limit)"))

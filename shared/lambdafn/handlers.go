@@ -48,7 +48,8 @@ func Worker(ctx context.Context, getenv func(string) string) (WorkerHandler, err
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(d.store, tgts, worker.Config{Logger: d.log, OnConflict: reviews.Park})
+	w, err := worker.New(d.store, tgts, worker.Config{Logger: d.log, OnConflict: reviews.Park,
+		MaxReceives: d.settings.MaxReceives, RetryFor: d.settings.RetryFor})
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +86,16 @@ func consume(ctx context.Context, w *worker.Worker, q *sqs.Queue, ev events.SQSE
 		case worker.Park:
 			if err := q.Park(ctx, handle, o.Reason); err != nil {
 				fail = true // stays in the queue; redrive parks it eventually
+			}
+		case worker.Requeue:
+			// A fresh copy replaces a message on its last delivery, so a
+			// long outage never dead-letters retryable work; Lambda then
+			// deletes the original. If the copy cannot be sent, the
+			// original retries (and may be redriven; the identity stays
+			// pending for the sweeper).
+			if err := q.Enqueue(ctx, *o.Next); err != nil {
+				_ = q.Retry(ctx, handle, o.Delay)
+				fail = true
 			}
 		}
 		if fail {

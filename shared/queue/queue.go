@@ -14,6 +14,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -34,6 +35,30 @@ type Intent struct {
 	// Reason says why, for the audit trail: "scim.create", "hook.user.lifecycle.deactivate", "sweeper", ...
 	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"requestId,omitempty"`
+	// Retries counts the deliveries spent by earlier copies of this
+	// intent. A worker whose message is about to run out of receives on a
+	// retryable failure acknowledges it and enqueues a fresh copy with
+	// Retries raised (see worker.Requeue), so only permanent failures
+	// reach the dead-letter queue; the count keeps the backoff growing
+	// and gives the copy its own deduplication id.
+	Retries int `json:"retries,omitempty"`
+	// Since is when the first copy was enqueued (zero: this message's
+	// Sent); a worker gives up on a retryable failure older than its
+	// retry period.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// DedupKey is the text an intent is deduplicated by: identity, version,
+// target and force (length-prefixed, so no two collide by
+// concatenation), and the copy number when it is a re-enqueued copy.
+// Reason, RequestID and Since do not count: the same intent sent twice
+// for two reasons is one intent.
+func (in Intent) DedupKey() string {
+	k := fmt.Sprintf("%d:%s|%d|%s|%t", len(in.IdentityID), in.IdentityID, in.Version, in.Target, in.Force)
+	if in.Retries > 0 {
+		k += fmt.Sprintf("|r%d", in.Retries)
+	}
+	return k
 }
 
 // Message is a received intent.

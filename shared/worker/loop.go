@@ -12,6 +12,7 @@ import (
 // Queue is what a polling worker needs (the local runner's loop; in AWS the
 // SQS event source polls and the Lambda applies outcomes itself).
 type Queue interface {
+	Enqueue(ctx context.Context, intents ...queue.Intent) error
 	Receive(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error)
 	Ack(ctx context.Context, handle string) error
 	Retry(ctx context.Context, handle string, delay time.Duration) error
@@ -73,11 +74,35 @@ func (w *Worker) Apply(ctx context.Context, q Queue, outs []Outcome) {
 		case Park:
 			w.cfg.Logger.ErrorContext(ctx, "intent parked in dead-letter queue", "identity", o.Message.IdentityID, "reason", o.Reason)
 			err = q.Park(ctx, o.Message.Handle, o.Reason)
+		case Requeue:
+			err = Requeued(ctx, q, o)
 		}
 		if err != nil && !errors.Is(err, queue.ErrUnknownHandle) {
 			w.cfg.Logger.WarnContext(ctx, "queue update failed", "identity", o.Message.IdentityID, "err", err)
 		}
 	}
+}
+
+// Requeued carries out a Requeue outcome on q: enqueue the copy, then
+// acknowledge the message. Should the enqueue fail, the message is
+// retried instead (the queue may then dead-letter it; the identity is
+// still pending, so the sweeper re-queues it). A crash between the two
+// steps leaves a duplicate, which syncing the latest state makes harmless.
+func Requeued(ctx context.Context, q interface {
+	Enqueue(ctx context.Context, intents ...queue.Intent) error
+	Ack(ctx context.Context, handle string) error
+	Retry(ctx context.Context, handle string, delay time.Duration) error
+}, o Outcome) error {
+	if o.Next == nil {
+		return q.Retry(ctx, o.Message.Handle, o.Delay)
+	}
+	if err := q.Enqueue(ctx, *o.Next); err != nil {
+		if rerr := q.Retry(ctx, o.Message.Handle, o.Delay); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	return q.Ack(ctx, o.Message.Handle)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -101,6 +101,17 @@ type Config struct {
 	// nothing is written to the target) instead of being dead-lettered.
 	// An error from it makes the message retry.
 	OnConflict ConflictFunc
+	// MaxReceives is the queue's delivery budget (SQS maxReceiveCount,
+	// queue/disk's MaxReceives); 0 means unknown. A retryable failure on
+	// a message's last delivery is not left to the queue, which would
+	// dead-letter good work during a long target outage: the message is
+	// acknowledged and a fresh copy enqueued (verdict Requeue).
+	MaxReceives int
+	// RetryFor is how long a retryable failure is retried, counted from
+	// the first copy's enqueue, before the intent is parked after all
+	// (default 24h): a target down for a day is an incident the
+	// dead-letter alarm should raise.
+	RetryFor time.Duration
 }
 
 // Worker syncs identities to targets. It is safe for concurrent use; its
@@ -145,6 +156,9 @@ func New(st Store, targets []Target, cfg Config) (*Worker, error) {
 	if cfg.Parallel < 1 {
 		cfg.Parallel = 4
 	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 24 * time.Hour
+	}
 	return &Worker{st: st, targets: slices.Clone(targets), cfg: cfg}, nil
 }
 
@@ -155,6 +169,11 @@ const (
 	Ack   Verdict = iota // done (or nothing to do)
 	Retry                // try again after Delay
 	Park                 // permanent failure: dead-letter it with Reason
+	// Requeue: a retryable failure on the message's last allowed
+	// delivery. Enqueue Outcome.Next, then acknowledge the message; if
+	// the enqueue fails, Retry it instead (the identity stays pending, so
+	// the sweeper re-queues it should the queue dead-letter it).
+	Requeue
 )
 
 func (v Verdict) String() string {
@@ -165,6 +184,8 @@ func (v Verdict) String() string {
 		return "retry"
 	case Park:
 		return "park"
+	case Requeue:
+		return "requeue"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
 }
@@ -175,6 +196,10 @@ type Outcome struct {
 	Verdict Verdict
 	Delay   time.Duration
 	Reason  string
+	// Next is the copy to enqueue (Requeue only). Every message of a
+	// coalesced group carries the same copy; the queue's deduplication
+	// keeps one.
+	Next *queue.Intent
 }
 
 // Process handles a batch. Messages for the same identity and target are
@@ -187,7 +212,9 @@ func (w *Worker) Process(ctx context.Context, msgs []queue.Message) []Outcome {
 	type group struct {
 		intent   queue.Intent
 		idx      []int
-		receives int
+		receives int       // most deliveries of one message, this one included
+		retries  int       // most deliveries spent by earlier copies
+		since    time.Time // earliest first enqueue
 	}
 	var order []*group
 	groups := map[string]*group{}
@@ -208,6 +235,14 @@ func (w *Worker) Process(ctx context.Context, msgs []queue.Message) []Outcome {
 		}
 		g.idx = append(g.idx, i)
 		g.receives = max(g.receives, m.Receives)
+		g.retries = max(g.retries, m.Retries)
+		since := m.Since
+		if since.IsZero() {
+			since = m.Sent
+		}
+		if g.since.IsZero() || (!since.IsZero() && since.Before(g.since)) {
+			g.since = since
+		}
 	}
 	out := make([]Outcome, len(msgs))
 	sem := make(chan struct{}, w.cfg.Parallel)
@@ -217,9 +252,15 @@ func (w *Worker) Process(ctx context.Context, msgs []queue.Message) []Outcome {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			verdict, delay, reason := w.classify(w.Sync(ctx, g.intent), g.receives)
+			o := w.classify(w.Sync(ctx, g.intent), g.receives, g.retries, g.since)
+			if o.Verdict == Requeue {
+				next := g.intent
+				next.Retries, next.Since = g.retries+g.receives, g.since
+				o.Next = &next
+			}
 			for _, i := range g.idx { // each goroutine writes its own indices
-				out[i] = Outcome{Message: msgs[i], Verdict: verdict, Delay: delay, Reason: reason}
+				o.Message = msgs[i]
+				out[i] = o
 			}
 		}()
 	}
@@ -227,18 +268,28 @@ func (w *Worker) Process(ctx context.Context, msgs []queue.Message) []Outcome {
 	return out
 }
 
-func (w *Worker) classify(err error, receives int) (Verdict, time.Duration, string) {
+// classify turns a sync's result into a verdict. receives is the most
+// deliveries of the messages synced, retries those spent by earlier
+// copies, since the first copy's enqueue time (zero if unknown).
+func (w *Worker) classify(err error, receives, retries int, since time.Time) Outcome {
 	if err == nil {
-		return Ack, 0, ""
+		return Outcome{Verdict: Ack}
 	}
-	if !permanent(err) {
-		d := connector.RetryAfterOf(err)
-		if d <= 0 {
-			d = w.cfg.Backoff.Delay(max(receives-1, 0), w.cfg.Rand)
-		}
-		return Retry, d, err.Error()
+	if permanent(err) {
+		return Outcome{Verdict: Park, Reason: err.Error()}
 	}
-	return Park, 0, err.Error()
+	if !since.IsZero() && w.cfg.Now().Sub(since) >= w.cfg.RetryFor {
+		return Outcome{Verdict: Park, Reason: fmt.Sprintf("still failing after %v of retries: %v", w.cfg.RetryFor, err)}
+	}
+	d := connector.RetryAfterOf(err)
+	if d <= 0 {
+		d = w.cfg.Backoff.Delay(max(retries+receives-1, 0), w.cfg.Rand)
+	}
+	v := Retry
+	if w.cfg.MaxReceives > 0 && receives >= w.cfg.MaxReceives {
+		v = Requeue
+	}
+	return Outcome{Verdict: v, Delay: d, Reason: err.Error()}
 }
 
 // permanent reports a failure that retrying will not heal. An interrupted

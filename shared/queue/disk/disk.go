@@ -151,10 +151,7 @@ func Open(path string, opts Options) (*Queue, error) {
 	return q, nil
 }
 
-func dedupKey(in queue.Intent) string {
-	// Length-prefixed so no two different triples share a key.
-	return fmt.Sprintf("%d:%s|%d|%s|%t", len(in.IdentityID), in.IdentityID, in.Version, in.Target, in.Force)
-}
+func dedupKey(in queue.Intent) string { return in.DedupKey() }
 
 // usableLocked says whether operations may proceed.
 func (q *Queue) usableLocked() error {

@@ -82,6 +82,7 @@ func Run(t *testing.T, newQueue NewQueueFunc, quirks ...Quirk) {
 		{"BatchEnqueue", s.testBatchEnqueue},
 		{"FIFOPerIdentity", s.testFIFOPerIdentity},
 		{"Deduplication", s.testDeduplication},
+		{"RequeuedCopy", s.testRequeuedCopy},
 		{"RetryAndHandles", s.testRetryAndHandles},
 		{"VisibilityTimeout", s.testVisibilityTimeout},
 		{"DeadLetterAfterRetries", func(t *testing.T) { s.testDeadLetter(t, true) }},
@@ -374,6 +375,32 @@ func (s suite) testDeduplication(t *testing.T) {
 	enqueue(ctx, t, q, dup, marker2)
 	if m := receiveOne(ctx, t, q); m.Intent != marker2 {
 		t.Fatalf("after ack, re-enqueued duplicate was delivered: %+v", m.Intent)
+	}
+}
+
+// testRequeuedCopy: a worker's re-enqueued copy of an intent (Retries
+// raised, Since kept) is not a duplicate of the original, carries both
+// fields through, and is itself deduplicated.
+func (s suite) testRequeuedCopy(t *testing.T) {
+	ctx := testContext(t, patience)
+	q := s.open(t, Options{})
+	orig := queue.Intent{IdentityID: "requeue-user", Version: 4, Target: "absorb", Reason: "scim.patch"}
+	enqueue(ctx, t, q, orig)
+	m := receiveOne(ctx, t, q)
+	since := m.Sent.Add(-time.Hour).Truncate(time.Millisecond).UTC()
+	cp := orig
+	cp.Retries, cp.Since = 5, since
+	enqueue(ctx, t, q, cp) // while the original is in flight, as a worker does
+	ack(ctx, t, q, m)
+	got := receiveOne(ctx, t, q)
+	if got.Retries != 5 || !got.Since.Equal(since) || got.IdentityID != orig.IdentityID || got.Version != orig.Version || got.Target != orig.Target {
+		t.Fatalf("copy delivered as %+v, want Retries 5 and Since %v", got.Intent, since)
+	}
+	ack(ctx, t, q, got)
+	marker := queue.Intent{IdentityID: orig.IdentityID, Version: 5, Target: orig.Target}
+	enqueue(ctx, t, q, cp, marker)
+	if m := receiveOne(ctx, t, q); m.Version != marker.Version {
+		t.Fatalf("the same copy enqueued again was delivered: %+v", m.Intent)
 	}
 }
 

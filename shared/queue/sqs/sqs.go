@@ -10,9 +10,10 @@
 //     FanOut) may run beside a targeted one of the same identity; the
 //     worker's adopt-by-external-id after a create conflict is what keeps
 //     that from duplicating a learner.
-//   - MessageDeduplicationId = SHA-256 of IdentityID, Version and Target, so
-//     the same intent sent twice within SQS's 5-minute window is delivered
-//     once, whatever its Reason.
+//   - MessageDeduplicationId = SHA-256 of Intent.DedupKey (IdentityID,
+//     Version, Target, Force and the copy number Retries), so the same
+//     intent sent twice within SQS's 5-minute window is delivered once,
+//     whatever its Reason, while a worker's re-enqueued copy is not.
 //   - Body = the JSON intent plus "sent", the time of the first Enqueue.
 //   - Handle = the receipt handle, "|", and the base64url body: Park must
 //     copy the message to the dead-letter queue and SQS cannot fetch a
@@ -128,11 +129,10 @@ func GroupOf(in queue.Intent) string {
 	return GroupID(in.IdentityID)
 }
 
-// DedupID is the MessageDeduplicationId of an intent: a hash over
-// IdentityID, Version, Target and Force (length-prefixed, so no two triples
-// collide by concatenation).
+// DedupID is the MessageDeduplicationId of an intent: a hash of its
+// queue.Intent.DedupKey (identity, version, target, force, copy number).
 func DedupID(in queue.Intent) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s|%d|%s|%t", len(in.IdentityID), in.IdentityID, in.Version, in.Target, in.Force))
+	sum := sha256.Sum256([]byte(in.DedupKey()))
 	return hex.EncodeToString(sum[:])
 }
 
