@@ -92,13 +92,18 @@ func (r *runner) buildIndex(ctx context.Context) (*index, error) {
 	// a store lists them in.
 	type linkRef struct {
 		learner uint64
+		ext     uint64 // folded external id written, 0 when none
 		linked  bool
 	}
 	links := map[uint64]linkRef{}
 	err = pages(ctx, func(cursor string) (store.Page[*store.Link], error) {
 		return r.d.Store.ListLinks(ctx, t.Name, cursor, r.o.PageSize)
 	}, func(l *store.Link) {
-		links[key(l.IdentityID)] = linkRef{learner: foldKey(l.LearnerID), linked: l.LearnerID != ""}
+		ref := linkRef{learner: foldKey(l.LearnerID), linked: l.LearnerID != ""}
+		if l.ExternalID != "" {
+			ref.ext = foldKey(l.ExternalID)
+		}
+		links[key(l.IdentityID)] = ref
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: list links: %w", err)
@@ -180,7 +185,10 @@ func (r *runner) buildIndex(ctx context.Context) (*index, error) {
 		return x, nil
 	}
 	// What is left are links of deleted identities: their learners must be
-	// inactive. A second pass finds their ids.
+	// inactive, unless the person was provisioned again (a live identity
+	// carries the same external id): that identity owns the learner, and
+	// the worker releases the tombstone's link. A second pass finds their
+	// ids.
 	err = pages(ctx, func(cursor string) (store.Page[*store.Link], error) {
 		return r.d.Store.ListLinks(ctx, t.Name, cursor, r.o.PageSize)
 	}, func(l *store.Link) {
@@ -190,6 +198,9 @@ func (r *runner) buildIndex(ctx context.Context) (*index, error) {
 			return
 		}
 		delete(links, hk)
+		if ref.ext != 0 && (len(x.lookup(x.byExt, ref.ext)) > 0 || len(x.lookup(x.byDirID, ref.ext)) > 0) {
+			return
+		}
 		i := int32(len(x.idents))
 		x.idents = append(x.idents, ident{id: l.IdentityID, learner: ref.learner, flags: fLinked | fMapped | fStable})
 		x.add(x.byLearner, ref.learner, i)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
 	"github.com/learnerlink/learnerlink/shared/mapping"
@@ -178,8 +179,14 @@ func (r *runner) learner(eff *effects, l *connector.Learner) {
 		eff.t.ActiveLearners++
 	}
 	if idx := r.x.lookup(r.x.byLearner, foldKey(l.ID)); len(idx) > 0 {
+		// A learner a live identity claims is that identity's: a deleted
+		// one's link to it is stale (deleted, then provisioned again) and
+		// must never switch it off.
+		live := slices.ContainsFunc(idx, func(i int32) bool { return r.x.idents[i].has(fLive) })
 		for _, i := range idx {
-			r.linked(eff, &r.x.idents[i], l)
+			if e := &r.x.idents[i]; e.has(fLive) || !live {
+				r.linked(eff, e, l)
+			}
 		}
 		return
 	}

@@ -25,6 +25,16 @@
 //     uniqueness of username or external id, and the loser then finds and
 //     adopts the winner's learner instead of failing.
 //
+// A person deleted and provisioned again (Entra restore, Okta unassign
+// with delete then re-assign) is a tombstone and a live identity with the
+// same external id, synced in different queue groups, maybe at once in
+// different processes. The live one owns the learner: the tombstone's
+// sync does not switch it off when the live identity exists, and when
+// that identity appears while the deactivation is under way, the
+// tombstone re-checks after the target acknowledged it and pushes the
+// live identity's state again (Force, Reason "worker.handover"). Either
+// way the tombstone's link then lets go of the learner ("learner.release").
+//
 // An ambiguous match (several learners, or one carrying another external
 // id) is never guessed at: it goes to Config.OnConflict for a human when
 // set, else the intent is parked in the dead-letter queue.
@@ -452,6 +462,19 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 	hash := mapping.Hash(learner, lgroups)
 	next.ExternalID = learner.ExternalID
 
+	if ident.Deleted {
+		// Deleted, then provisioned again (Entra restore, Okta re-assign):
+		// the live identity owns the learner; switching it off would undo
+		// that identity's sync.
+		owners, err := r.liveOwners(ctx, learner)
+		if err != nil {
+			return err
+		}
+		if len(owners) > 0 {
+			return r.release(ctx, next, owners)
+		}
+	}
+
 	// Which groups to push: an adopted learner's are unknown, so always;
 	// a learner created just now has none, so only if it should have some.
 	adopted, created := false, false
@@ -516,7 +539,110 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 			return err
 		}
 	}
+	if ident.Deleted && next.LearnerID != "" {
+		// Look again now that the target has acknowledged our writes: a
+		// live identity created meanwhile may have adopted the learner
+		// before our deactivation landed. Its store write precedes its
+		// target write, so it always shows up here when that happened.
+		owners, err := r.liveOwners(ctx, learner)
+		if err != nil {
+			return err
+		}
+		if len(owners) > 0 {
+			return r.release(ctx, next, owners)
+		}
+	}
 	return w.putLink(ctx, ident, next, hash, applied)
+}
+
+// liveOwners lists the live identities that carry a tombstone's external
+// id, when its learner is found by that id (the mapping writes the IdP's
+// id): such an identity adopts the learner, so it owns it.
+func (r *run) liveOwners(ctx context.Context, l connector.Learner) ([]string, error) {
+	ext := r.ident.ExternalID
+	if ext == "" || !strings.EqualFold(l.ExternalID, ext) {
+		return nil, nil
+	}
+	same, err := r.w.st.FindIdentitiesByExternalID(ctx, ext)
+	if err != nil {
+		return nil, fmt.Errorf("look for a live identity with the same external id: %w", err)
+	}
+	var out []string
+	for _, id := range same {
+		if id.ID != r.ident.ID && !id.Deleted {
+			out = append(out, id.ID)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// release settles a tombstone whose learner belongs to live identities:
+// it hands the learner over and records the link without it (the row
+// stays, so the version bookkeeping and the pending mark still work).
+//
+// The hand-over pushes each owner's state with Force even when this sync
+// wrote nothing: an earlier attempt may have sent a deactivation that
+// landed after the owner's own sync (a crash before the acknowledgement
+// leaves no trace), and one repair read per re-provisioned person is
+// cheap. Until every push succeeds the tombstone's message retries, and
+// its link keeps the learner, so the retry hands over again.
+func (r *run) release(ctx context.Context, next *store.Link, owners []string) error {
+	if next.LearnerID != "" {
+		for _, o := range owners {
+			err := r.w.handover(ctx, r.t, r.in, o)
+			var ce *connector.Error
+			if errors.As(err, &ce) && ce.Conflict {
+				// The owner's match is ambiguous and waits for a human
+				// (its own sync parks or reviews it the same way): not
+				// ours to retry.
+				r.w.cfg.Logger.WarnContext(ctx, "hand-over left for review", "identity", r.ident.ID, "owner", o, "target", r.t.Name)
+				continue
+			}
+			if err != nil {
+				r.audit(ctx, "learner.release", "hand-over to live identity "+o, err)
+				return &connector.Error{Op: "handover", Retryable: true, RetryAfter: connector.RetryAfterOf(err),
+					Err: fmt.Errorf("push the state of live identity %s: %w", o, err)}
+			}
+		}
+		r.audit(ctx, "learner.release", "a live identity carries the same external id and owns the learner: "+strings.Join(owners, ", "), nil)
+	}
+	next.LearnerID, next.Applied = "", nil
+	return r.w.putLink(ctx, r.ident, next, "", nil)
+}
+
+// handover syncs a live identity to t with Force on behalf of a tombstone,
+// so its state is pushed after anything the tombstone wrote. Only live
+// identities are synced this way, and their syncs never hand over, so
+// the per-identity locks nest at most one deep (no deadlock).
+func (w *Worker) handover(ctx context.Context, t *Target, in queue.Intent, ownerID string) error {
+	owner, err := w.st.GetIdentity(ctx, ownerID)
+	if err != nil {
+		return fmt.Errorf("load live identity: %w", err)
+	}
+	if owner.Deleted {
+		return errors.New("the live identity was deleted meanwhile")
+	}
+	groups, err := w.st.GroupsOf(ctx, owner.ID)
+	if err != nil {
+		return fmt.Errorf("load groups: %w", err)
+	}
+	oin := queue.Intent{IdentityID: owner.ID, Version: owner.Version, Target: t.Name, Force: true,
+		Reason: "worker.handover", RequestID: in.RequestID}
+	if err := w.lockedSyncTarget(ctx, t, oin, owner, groups); err != nil {
+		return err
+	}
+	// A change (a delete above all) made while we pushed is synced in the
+	// owner's own queue group, which need not run after us: have the
+	// tombstone retry and judge again.
+	after, err := w.st.GetIdentity(ctx, owner.ID)
+	if err != nil {
+		return fmt.Errorf("reload live identity: %w", err)
+	}
+	if after.Version != owner.Version {
+		return errors.New("the live identity changed during the hand-over")
+	}
+	return nil
 }
 
 // learner maps the identity. A failed store lookup (the manager's

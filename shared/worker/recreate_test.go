@@ -1,0 +1,209 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/learnerlink/learnerlink/shared/connector"
+	"github.com/learnerlink/learnerlink/shared/queue"
+	"github.com/learnerlink/learnerlink/shared/worker"
+)
+
+// gate is a one-shot signal a hook can wait on without hanging the test
+// forever when the code under test never opens it.
+type gate struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+func (g *gate) wait(ctx context.Context, what string) error {
+	select {
+	case <-g.ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(10 * time.Second): // a hang guard, not a timing assertion
+		return errors.New("timed out waiting for " + what)
+	}
+}
+
+// TestDeleteThenReprovisionSameExternalID: identity A is deleted and
+// identity B (same userName and externalId) created right after, as an
+// Entra restore or an Okta re-assignment does. A's and B's syncs run in
+// two Workers (two processes) at once, with the target writes forced into
+// each order. Whatever the order, the one learner ends active with B's
+// data, linked to B, and A's link lets go of it.
+func TestDeleteThenReprovisionSameExternalID(t *testing.T) {
+	cases := []struct {
+		name string
+		// reprovision: B is created at all (else a plain delete).
+		reprovision bool
+		// early: B is created before A's sync starts.
+		early bool
+		// deactivateLast: A's deactivation lands after B's adopt (else
+		// B's adopt waits for A's deactivation to land).
+		deactivateLast bool
+		// failHandover: A's first push of B's state fails (retryable).
+		failHandover bool
+	}{
+		{name: "deactivation lands after the adopt", reprovision: true, deactivateLast: true},
+		{name: "adopt lands after the deactivation", reprovision: true},
+		{name: "re-provisioned before the tombstone syncs", reprovision: true, early: true},
+		{name: "failed hand-over retries", reprovision: true, deactivateLast: true, failHandover: true},
+		{name: "plain delete still deactivates"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := jane()
+			b := jane()
+			b.id, b.last, b.title = "id-jane-2", "Doe-Smith", "Sales Director"
+
+			aAtTarget, aLanded, bAtTarget, bDone := newGate(), newGate(), newGate(), newGate()
+			var mu sync.Mutex
+			deactivations, activations, failed := 0, 0, false
+			h := &hooks{}
+			h.update = func(ctx context.Context, l connector.Learner) error {
+				mu.Lock()
+				first := false
+				if l.Active {
+					activations++
+					first = activations == 1
+				} else {
+					deactivations++
+					first = deactivations == 1
+				}
+				fail := tc.failHandover && l.Active && activations == 2 && !failed
+				failed = failed || fail
+				mu.Unlock()
+				if !tc.reprovision || tc.early || !first {
+					if fail {
+						return &connector.Error{Op: "update", Retryable: true, Err: errors.New("target unavailable")}
+					}
+					return h.Connector.Update(ctx, l)
+				}
+				switch {
+				case !l.Active && tc.deactivateLast:
+					// A's deactivation: hold it until B's sync is done.
+					aAtTarget.open()
+					if err := bDone.wait(ctx, "B's sync"); err != nil {
+						return err
+					}
+					return h.Connector.Update(ctx, l)
+				case !l.Active:
+					// A's deactivation: B is at the target too, then land.
+					aAtTarget.open()
+					if err := bAtTarget.wait(ctx, "B's adopt"); err != nil {
+						return err
+					}
+					defer aLanded.open()
+					return h.Connector.Update(ctx, l)
+				case !tc.deactivateLast:
+					// B's adopt: land only after A's deactivation.
+					bAtTarget.open()
+					if err := aLanded.wait(ctx, "A's deactivation"); err != nil {
+						return err
+					}
+				}
+				return h.Connector.Update(ctx, l)
+			}
+			f := newFixture(t, options{wrap: func(c connector.Connector) connector.Connector { h.Connector = c; return h }})
+			f.sync(f.create(a))
+			learner := f.only().ID
+
+			delA := f.delete(a)
+			var inB queue.Intent
+			if tc.early {
+				inB = f.create(b)
+			}
+			other := f.worker(worker.Config{Rand: func() float64 { return 0.5 }})
+
+			errA, errB := make(chan error, 1), make(chan error, 1)
+			go func() { errA <- f.w.Sync(f.ctx, delA) }()
+			switch {
+			case tc.early:
+				errB <- nil // B syncs after A, below
+			case tc.reprovision:
+				if err := aAtTarget.wait(f.ctx, "A's deactivation"); err != nil {
+					t.Fatal(err)
+				}
+				inB = f.create(b)
+				go func() { errB <- other.Sync(f.ctx, inB) }()
+			default:
+				errB <- nil
+			}
+			var err, berr error
+			if tc.deactivateLast {
+				berr = <-errB
+				bDone.open()
+				err = <-errA
+			} else {
+				err = <-errA
+				berr = <-errB
+			}
+			if berr != nil {
+				t.Fatalf("sync B: %v", berr)
+			}
+			if tc.failHandover {
+				if err == nil || !connector.IsRetryable(err) {
+					t.Fatalf("sync A with a failing hand-over = %v, want a retryable error", err)
+				}
+				if l := f.link(a.id); l.LearnerID != learner {
+					t.Fatalf("A's link let go of the learner before the hand-over succeeded: %+v", l)
+				}
+				err = f.w.Sync(f.ctx, delA) // the retry
+			}
+			if err != nil {
+				t.Fatalf("sync A: %v", err)
+			}
+			if tc.early {
+				if err := other.Sync(f.ctx, inB); err != nil {
+					t.Fatalf("sync B: %v", err)
+				}
+			}
+
+			l := f.only()
+			la := f.link(a.id)
+			if la == nil || la.SyncedVersion != delA.Version || f.pending(a.id) {
+				t.Errorf("A's link = %+v (pending %v), want synced at %d", la, f.pending(a.id), delA.Version)
+			}
+			if !tc.reprovision {
+				if l.Active || la.LearnerID != learner {
+					t.Errorf("plain delete: learner active=%v, A's link = %+v", l.Active, la)
+				}
+				return
+			}
+			if l.ID != learner || !l.Active || l.LastName != b.last || l.Fields["jobTitle"] != b.title {
+				t.Errorf("learner = %+v, want %s active with B's data", l.Learner, learner)
+			}
+			if la.LearnerID != "" {
+				t.Errorf("A's link still claims learner %s", la.LearnerID)
+			}
+			if lb := f.link(b.id); lb == nil || lb.LearnerID != learner {
+				t.Errorf("B's link = %+v, want learner %s", lb, learner)
+			}
+			if !f.hasAudit(a.id, "learner.release", b.id) {
+				t.Error("no learner.release audit record for A")
+			}
+			mu.Lock()
+			n := deactivations
+			mu.Unlock()
+			if tc.early && n != 0 {
+				t.Errorf("the tombstone deactivated a learner a live identity owns (%d times)", n)
+			}
+			// A later Force of A (a redrive, an old reconcile intent) leaves it alone.
+			force := delA
+			force.Force = true
+			f.sync(force)
+			if !f.only().Active {
+				t.Error("a Force of the tombstone switched the learner off")
+			}
+		})
+	}
+}
