@@ -77,6 +77,7 @@ func wantGrants() map[string]map[string][]string {
 		},
 		"sweeper": {
 			logs("Sweeper"):               logActions,
+			tableArn:                      scimStore, // FinishGroupWrites
 			"Sub:${Table.Arn}/index/GSI3": {"dynamodb:Query"},
 			queueArn:                      {"sqs:SendMessage"},
 		},

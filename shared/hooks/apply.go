@@ -76,6 +76,8 @@ func (b *batch) apply(ctx context.Context, ev *event, log *slog.Logger) (string,
 		return b.refreshProfile(ctx, ev, log)
 	case "group.user_membership.add", "group.user_membership.remove":
 		return b.groupMembership(ctx, ev, log, ev.EventType == "group.user_membership.add")
+	case "group.profile.update":
+		return b.groupProfile(ctx, ev, log)
 	case "application.user_membership.add", "application.user_membership.remove":
 		return b.appMembership(ctx, ev, log, ev.EventType == "application.user_membership.add")
 	case "user.account.privilege.grant", "user.account.privilege.revoke":

@@ -24,6 +24,29 @@ func (b *batch) membership(ctx context.Context, ev *event, log *slog.Logger, ext
 	if err != nil || g == nil {
 		return resIgnored, err
 	}
+	return b.updateGroup(ctx, ev, log, g, name, canRename, members, add)
+}
+
+// groupProfile handles group.profile.update: a group the hooks know (or
+// one of the new name) takes Okta's name. A rename changes every member's
+// desired state: the store bumps them all and each gets an intent, as for
+// a rename pushed over SCIM. Unknown groups are not created.
+func (b *batch) groupProfile(ctx context.Context, ev *event, log *slog.Logger) (string, error) {
+	gt, ok := ev.targetOf("UserGroup")
+	if !ok || gt.DisplayName == "" {
+		log.InfoContext(ctx, "hooks: event names no UserGroup target with a name; ignored")
+		return resIgnored, nil
+	}
+	g, err := b.resolveGroup(ctx, log, gt.ID, gt.DisplayName, false)
+	if err != nil || g == nil {
+		return resIgnored, err
+	}
+	return b.updateGroup(ctx, ev, log, g, gt.DisplayName, true, nil, false)
+}
+
+// updateGroup applies a membership change and/or a rename to g, re-reading
+// it on a concurrent change, and records an intent per changed identity.
+func (b *batch) updateGroup(ctx context.Context, ev *event, log *slog.Logger, g *store.Group, name string, canRename bool, members []string, add bool) (string, error) {
 	rename := canRename && g.DisplayName != name
 	for attempt := 0; ; attempt++ {
 		next := *g
@@ -55,6 +78,7 @@ func (b *batch) membership(ctx context.Context, ev *event, log *slog.Logger, ext
 				}
 				return "", fmt.Errorf("re-read group: %w", err)
 			}
+			rename = rename && g.DisplayName != name
 			continue
 		case errors.Is(err, store.ErrDisplayNameTaken) && rename:
 			log.WarnContext(ctx, "hooks: the group's new name is taken by another group; keeping the old name", "group", g.ID)
@@ -71,7 +95,7 @@ func (b *batch) membership(ctx context.Context, ev *event, log *slog.Logger, ext
 		if len(changed) == 0 && !rename {
 			return resUnchanged, nil
 		}
-		log.InfoContext(ctx, "hooks: group membership changed", "group", g.ID, "add", add, "identities", len(changed))
+		log.InfoContext(ctx, "hooks: group changed", "group", g.ID, "renamed", rename, "add", add, "identities", len(changed))
 		return resApplied, nil
 	}
 }

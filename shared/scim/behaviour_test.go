@@ -51,7 +51,8 @@ func TestNewHandlerConfig(t *testing.T) {
 // TestIntents: each accepted write queues one intent per changed identity
 // with the new version, the reason and the request id; no-ops queue nothing.
 func TestIntents(t *testing.T) {
-	e := newEnv(t, nil)
+	// Sequential ids: a write's intents come in identity-id order.
+	e := newEnv(t, func(c *scim.Config) { c.NewID = seqIDs() })
 	rid := []string{"X-Request-Id", "req-42"}
 	r := e.mustCall(201, "POST", "/scim/v2/Users", `{`+userSchemas+`,"userName":"a@x"}`, rid...)
 	a := r.body["id"].(string)
@@ -78,8 +79,10 @@ func TestIntents(t *testing.T) {
 		{IdentityID: a, Version: 3, Reason: "scim.user.patch", RequestID: "req-42"},
 		{IdentityID: a, Version: 4, Reason: "scim.group.create", RequestID: "req-42"},
 		{IdentityID: b, Version: 2, Reason: "scim.group.patch", RequestID: "req-42"},
+		// The PUT renames G to G2 and drops a: b stays but sees the new name.
 		{IdentityID: a, Version: 5, Reason: "scim.group.replace", RequestID: "req-42"},
-		{IdentityID: b, Version: 3, Reason: "scim.group.delete", RequestID: "req-42"},
+		{IdentityID: b, Version: 3, Reason: "scim.group.replace", RequestID: "req-42"},
+		{IdentityID: b, Version: 4, Reason: "scim.group.delete", RequestID: "req-42"},
 		{IdentityID: a, Version: 6, Reason: "scim.user.delete", RequestID: "req-42"},
 	}
 	for i := range got {

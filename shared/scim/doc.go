@@ -10,9 +10,11 @@
 // atomically bumps the identity's version and marks it pending, and only
 // then enqueues a queue.Intent (reason "scim.user.create", "scim.user.patch",
 // "scim.group.replace", ...) for the user, or for every identity a group
-// write changed. If the enqueue fails the request still succeeds and a
-// warning is logged: the store's pending index is the durable outbox, and
-// the sweeper re-queues identities that stay pending (see package store).
+// write changed (members added or removed and, on a rename, every member:
+// a learner's groups carry their names). If the enqueue fails the request
+// still succeeds and a warning is logged: the store's pending index is the
+// durable outbox, and the sweeper re-queues identities that stay pending
+// (see package store).
 // The enqueue is bounded by a short timeout detached from the client's
 // context, so a slow queue never holds a response for long and a client
 // that hangs up after the write does not cancel it. Nothing else is waited

@@ -159,50 +159,62 @@ func TestGolden(t *testing.T) {
 	norm := newNormaliser()
 	for _, gc := range goldenCases() {
 		t.Run(gc.name, func(t *testing.T) {
-			r := e.call(gc.method, gc.path, gc.body, gc.headers...)
-			var got golden
-			got.Request.Method, got.Request.Path, got.Request.Headers = gc.method, gc.path, gc.headers
-			if gc.body != "" {
-				var b bytes.Buffer
-				if err := json.Compact(&b, []byte(gc.body)); err != nil {
-					got.Request.Body, _ = json.Marshal(gc.body) // deliberately malformed: keep as a string
-				} else {
-					got.Request.Body = b.Bytes()
-				}
-			}
-			got.Response.Status = r.status
-			got.Response.Headers = map[string]string{}
-			for _, h := range []string{"Content-Type", "Location", "ETag", "Allow", "WWW-Authenticate"} {
-				if v := r.header.Get(h); v != "" {
-					got.Response.Headers[h] = norm.str(v)
-				}
-			}
-			if r.body != nil {
-				got.Response.Body = norm.value(r.body)
-			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(got); err != nil {
-				t.Fatal(err)
-			}
-			gotJSON := buf.Bytes()
-			file := filepath.Join("testdata", "golden", gc.name+".json")
-			if *update {
-				if err := os.WriteFile(file, gotJSON, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
-			}
-			if !bytes.Equal(want, gotJSON) {
-				t.Errorf("response differs from %s (rerun with -update if intended)\n--- got ---\n%s", file, gotJSON)
-			}
+			checkGolden(t, gc.name, record(e, norm, gc))
 		})
+	}
+}
+
+// record sends gc and returns the exchange, normalised.
+func record(e *env, norm *normaliser, gc goldenCase) golden {
+	r := e.call(gc.method, gc.path, gc.body, gc.headers...)
+	var got golden
+	got.Request.Method, got.Request.Path, got.Request.Headers = gc.method, gc.path, gc.headers
+	if gc.body != "" {
+		var b bytes.Buffer
+		if err := json.Compact(&b, []byte(gc.body)); err != nil {
+			got.Request.Body, _ = json.Marshal(gc.body) // deliberately malformed: keep as a string
+		} else {
+			got.Request.Body = b.Bytes()
+		}
+	}
+	got.Response.Status = r.status
+	got.Response.Headers = map[string]string{}
+	for _, h := range []string{"Content-Type", "Location", "ETag", "Allow", "WWW-Authenticate"} {
+		if v := r.header.Get(h); v != "" {
+			got.Response.Headers[h] = norm.str(v)
+		}
+	}
+	if r.body != nil {
+		got.Response.Body = norm.value(r.body)
+	}
+	return got
+}
+
+// checkGolden compares v, as indented JSON, with testdata/golden/name.json
+// (or writes it there with -update).
+func checkGolden(t *testing.T, name string, v any) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	gotJSON := buf.Bytes()
+	file := filepath.Join("testdata", "golden", name+".json")
+	if *update {
+		if err := os.WriteFile(file, gotJSON, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
+	}
+	if !bytes.Equal(want, gotJSON) {
+		t.Errorf("response differs from %s (rerun with -update if intended)\n--- got ---\n%s", file, gotJSON)
 	}
 }
 

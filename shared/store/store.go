@@ -12,6 +12,11 @@
 // pending longer than a threshold (ListPending), and the worker clears the
 // mark once it has synced that exact version (ClearPending).
 //
+// A group write can change many identities at once (each member's projected
+// state carries the group's name). Where one atomic write cannot hold them
+// all, the store keeps a durable marker instead and the sweeper completes
+// the bumps (FinishGroupWrites); see Groups.UpdateGroup.
+//
 // Implementations: store/bolt (embedded, on disk, for local runs) and
 // store/dynamo (Amazon DynamoDB single table). Both pass storetest.Run.
 package store
@@ -56,7 +61,8 @@ type Identity struct {
 	// Resource is the SCIM User as JSON, without meta, groups or password.
 	Resource json.RawMessage
 	// Version is set by the store: 1 on create, +1 on every change,
-	// including membership changes (the User's groups are part of it).
+	// including membership changes and renames of its groups (the User's
+	// groups, with their names, are part of it).
 	// Created and Modified are set by the store too (UTC), and written back
 	// into the Identity passed to a write, as are Group's.
 	Version  int64
@@ -156,9 +162,33 @@ type Groups interface {
 	GetGroup(ctx context.Context, id string) (*Group, error)
 	GetGroupByDisplayName(ctx context.Context, displayName string) (*Group, error)
 	// UpdateGroup replaces the group's attributes if its Version equals
-	// expectedVersion, adds and removes members, bumps the group's version
-	// and that of every identity whose membership changed. Adding a present
-	// member or removing an absent one is not a change.
+	// expectedVersion, adds and removes members and bumps the group's
+	// version. It bumps the version of (and marks pending) every identity
+	// whose desired state changed, each once, and returns them: those whose
+	// membership changed and, when DisplayName changes (compared exactly,
+	// case included, as members see it), every other member as well.
+	// Adding a present member or removing an absent one is not a change;
+	// other attributes are not part of a member's state. A rejected write
+	// (ErrVersionConflict, ErrDisplayNameTaken, *MissingMembersError,
+	// ErrNotFound) changes nothing.
+	//
+	// Crash semantics. A store that can (bolt) writes everything in one
+	// atomic write. One that cannot for a large change (dynamo: 100 items
+	// per transaction) commits the group's own write, with as much as fits,
+	// first; every later part keeps each membership change together with
+	// its identity's bump. If the writer fails or dies in between:
+	//   - membership changes not yet applied are lost with the call, which
+	//     was not acknowledged; the caller's retry (diffed against the
+	//     stored members) applies them;
+	//   - a rename whose member bumps did not fit in the first part leaves
+	//     a durable marker written in that same first part; the bumps move
+	//     it forward and the last one removes it, and FinishGroupWrites
+	//     (the sweeper) completes them for the group's members if the
+	//     writer stalls. Each member is bumped once by the call, and
+	//     possibly once more by the completion: a redundant sync, never a
+	//     lost one.
+	//     A later rename or DeleteGroup takes over an unfinished one (it
+	//     bumps every member anyway).
 	UpdateGroup(ctx context.Context, g *Group, expectedVersion int64, add, remove []string) ([]Changed, error)
 	// DeleteGroup removes the group and its memberships.
 	DeleteGroup(ctx context.Context, id string) ([]Changed, error)
@@ -187,6 +217,12 @@ type Sync interface {
 	ListPending(ctx context.Context, olderThan time.Time, limit int) ([]Pending, error)
 	// ClearPending clears the mark if the identity is still at version.
 	ClearPending(ctx context.Context, id string, version int64) error
+	// FinishGroupWrites completes group writes whose member bumps were
+	// interrupted (see Groups.UpdateGroup) and have made no progress since
+	// before olderThan, at most limit groups a call. It returns the
+	// identities it bumped, for the caller to queue; they are pending too.
+	// A store whose group writes are atomic has none and returns nil.
+	FinishGroupWrites(ctx context.Context, olderThan time.Time, limit int) ([]Changed, error)
 }
 
 // AuditRecord says what learnerlink did to a target and why. It never

@@ -661,6 +661,31 @@ func bump(tx *bbolt.Tx, uid string, t time.Time) (store.Changed, error) {
 	return store.Changed{ID: uid, Version: r.Version}, saveIdentity(tx, r)
 }
 
+// bumpMembers bumps every member of gid not in done (those this write
+// already bumped for a membership change), so each is bumped once.
+func bumpMembers(tx *bbolt.Tx, gid string, t time.Time, done map[string]bool) ([]store.Changed, error) {
+	b := tx.Bucket([]byte(bMembers)).Bucket([]byte(gid))
+	if b == nil {
+		return nil, nil
+	}
+	var uids []string
+	if err := b.ForEach(func(k, _ []byte) error { uids = append(uids, string(k)); return nil }); err != nil {
+		return nil, err
+	}
+	var out []store.Changed
+	for _, uid := range uids {
+		if done[uid] {
+			continue
+		}
+		c, err := bump(tx, uid, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // missingMembers returns the ids, in order and without repeats, that name
 // no live identity.
 func missingMembers(tx *bbolt.Tx, ids []string) []string {
@@ -774,8 +799,9 @@ func (s *Store) GetGroupByDisplayName(ctx context.Context, displayName string) (
 }
 
 // UpdateGroup implements store.Groups. Adds are applied before removes, so
-// an id in both ends up not a member. The returned identities are in ID
-// order.
+// an id in both ends up not a member. A rename bumps the remaining members
+// in the same transaction, so it is atomic. The returned identities are in
+// ID order.
 func (s *Store) UpdateGroup(ctx context.Context, g *store.Group, expectedVersion int64, add, remove []string) ([]store.Changed, error) {
 	if g.DisplayName == "" {
 		return nil, errors.New("store/bolt: update group: empty displayName")
@@ -830,6 +856,18 @@ func (s *Store) UpdateGroup(ctx context.Context, g *store.Group, expectedVersion
 				return err
 			}
 			changed = append(changed, c)
+		}
+		if old.DisplayName != g.DisplayName {
+			// Every member's projected groups carry the name.
+			bumped := map[string]bool{}
+			for _, c := range changed {
+				bumped[c.ID] = true
+			}
+			more, err := bumpMembers(tx, g.ID, now, bumped)
+			if err != nil {
+				return err
+			}
+			changed = append(changed, more...)
 		}
 		r := &groupRec{ID: g.ID, DisplayName: g.DisplayName, ExternalID: g.ExternalID,
 			Resource: bytes.Clone(g.Resource), Version: expectedVersion + 1, Created: old.Created, Modified: now}
@@ -1088,6 +1126,12 @@ func (s *Store) ListPending(ctx context.Context, olderThan time.Time, limit int)
 		return nil, fmt.Errorf("store/bolt: list pending: %w", err)
 	}
 	return out, nil
+}
+
+// FinishGroupWrites implements store.Sync: every group write is one
+// transaction here, so none is ever left unfinished.
+func (s *Store) FinishGroupWrites(ctx context.Context, _ time.Time, _ int) ([]store.Changed, error) {
+	return nil, ctx.Err()
 }
 
 // ClearPending implements store.Sync: a no-op when the identity has moved

@@ -12,6 +12,7 @@
 //	link          USER#<id>          LINK#<target>        TARGET#<target> / <id> -                       -
 //	audit         USER#<id>          AUDIT#<time>#<rand>  -                      -                       -   (expiresAt TTL)
 //	doc           DOC#<kind>         <id>                 -                      -                       -   (expiresAt TTL when Expires set)
+//	rename marker GROUP#<id>         BUMP                 -                      -                       GROUPBUMPS / <since>#<id>
 //
 // A doc item (store.Doc "<kind>/<id>") holds value (B, omitted when empty)
 // and version (N); expiresAt is its Expires in epoch seconds, rounded up.
@@ -43,6 +44,22 @@
 // bump together. A crash between chunks leaves the first chunks applied;
 // the caller's retry (or the next change) converges.
 //
+// Renames: a new displayName changes every member's desired state, so every
+// member is bumped. When that fits in the first transaction the rename is
+// atomic. Otherwise the first transaction also writes a rename marker (the
+// group's version whose members still need bumping, a cursor "after" in
+// member-id order, and pendingSince, the time of its last progress, which
+// keys it in GSI3 under GROUPBUMPS). The remaining members are then bumped
+// 99 a transaction, each transaction also moving the cursor (conditioned
+// on the marker's version), and the last one deletes the marker. If the
+// writer dies, FinishGroupWrites (run by the sweeper) picks up markers
+// without progress for the pending threshold and carries on from the
+// cursor (moved atomically with the bumps, so no member the cursor passed
+// is bumped again; only members added by the write itself may be bumped
+// twice). A later
+// rename replaces the marker and DeleteGroup deletes it: both bump every
+// member themselves.
+//
 // For template.yaml (AWS::DynamoDB::Table):
 //
 //	BillingMode: PAY_PER_REQUEST
@@ -57,5 +74,7 @@
 //
 // IAM: GetItem, PutItem, UpdateItem, DeleteItem, Query, BatchGetItem,
 // TransactWriteItems (ConditionCheckItem included) on the table and
-// table/index/*.
+// table/index/*. The sweeper's ListPending needs only Query on GSI3;
+// its FinishGroupWrites also reads and writes the table (GetItem, Query,
+// BatchGetItem, TransactWriteItems).
 package dynamo

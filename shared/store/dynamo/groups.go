@@ -66,8 +66,12 @@ func (s *Store) readStates(ctx context.Context, gid string, uids []string) (map[
 type membershipWrite struct {
 	gid   string
 	final map[string]bool // uid → whether it ends up a member
-	at    time.Time       // the group write's time: the identities' Modified
-	// first holds the group's own items; firstRefusal explains a failed
+	// touch are members whose membership stays but whose state changes
+	// (the group is renamed): bumped if still live members, one item each.
+	touch map[string]bool
+	at    time.Time // the group write's time: the identities' Modified
+	// first holds what the first transaction must carry (the group's own
+	// write, or a rename marker's step); firstRefusal explains a failed
 	// condition on first[i].
 	first        []types.TransactWriteItem
 	firstRefusal func(ctx context.Context, i int) error
@@ -83,11 +87,13 @@ type membershipWrite struct {
 // *MissingMembersError (nothing has been written); later it is skipped.
 func (s *Store) apply(ctx context.Context, w *membershipWrite, states map[string]memberState) ([]store.Changed, error) {
 	var todo []string
-	for _, uid := range slices.Sorted(maps.Keys(w.final)) {
-		if states[uid].present != w.final[uid] {
+	for uid, want := range w.final {
+		if states[uid].present != want {
 			todo = append(todo, uid)
 		}
 	}
+	todo = append(todo, slices.Collect(maps.Keys(w.touch))...)
+	slices.Sort(todo)
 	var changed []store.Changed
 	for n := 0; n == 0 || len(todo) > 0; n++ {
 		room := maxTxItems - len(w.first)
@@ -97,8 +103,13 @@ func (s *Store) apply(ctx context.Context, w *membershipWrite, states map[string
 				room--
 			}
 		}
-		chunk := todo[:min(len(todo), room/itemsPerMember)]
-		todo = todo[len(chunk):]
+		take := 0
+		for take < len(todo) && room >= w.cost(todo[take]) {
+			room -= w.cost(todo[take])
+			take++
+		}
+		chunk := todo[:take]
+		todo = todo[take:]
 		c, err := s.applyChunk(ctx, w, chunk, n == 0, states)
 		if err != nil {
 			if n > 0 {
@@ -110,6 +121,14 @@ func (s *Store) apply(ctx context.Context, w *membershipWrite, states map[string
 	}
 	slices.SortFunc(changed, func(a, b store.Changed) int { return strings.Compare(a.ID, b.ID) })
 	return changed, nil
+}
+
+// cost is how many transaction items uid's change takes.
+func (w *membershipWrite) cost(uid string) int {
+	if w.touch[uid] {
+		return 1
+	}
+	return itemsPerMember
 }
 
 func (s *Store) applyChunk(ctx context.Context, w *membershipWrite, chunk []string, first bool, states map[string]memberState) ([]store.Changed, error) {
@@ -128,6 +147,15 @@ func (s *Store) applyChunk(ctx context.Context, w *membershipWrite, chunk []stri
 		var missing []string
 		for _, uid := range chunk {
 			st, want := states[uid], w.final[uid]
+			if w.touch[uid] {
+				// Left the group or the store meanwhile: whoever did that
+				// bumped it after this write's rename.
+				if st.live && st.present {
+					items = append(items, s.bumpItem(uid, st.version, w.at))
+					bumped = append(bumped, store.Changed{ID: uid, Version: st.version + 1})
+				}
+				continue
+			}
 			if st.present == want {
 				continue
 			}
@@ -321,8 +349,10 @@ func (s *Store) GetGroupByDisplayName(ctx context.Context, displayName string) (
 }
 
 // UpdateGroup implements store.Groups. Adds are applied before removes, so
-// an id in both ends up not a member. The returned identities are in ID
-// order.
+// an id in both ends up not a member. A rename is atomic when the group's
+// write, the membership changes and the other members' bumps fit in one
+// transaction; otherwise it leaves a marker (see renamePlan). The returned
+// identities are in ID order.
 func (s *Store) UpdateGroup(ctx context.Context, g *store.Group, expectedVersion int64, add, remove []string) ([]store.Changed, error) {
 	if g.DisplayName == "" {
 		return nil, errors.New("store/dynamo: update group: empty displayName")
@@ -374,10 +404,31 @@ func (s *Store) UpdateGroup(ctx context.Context, g *store.Group, expectedVersion
 			s.del(key(groupNamePK(cur.DisplayName), mainSK), condOwner, on, ov),
 			s.put(name, condAbsent, nil, nil))
 	}
+	nameTaken := len(first) - 1 // the new name's item, when there is one
+	var touch map[string]bool
+	marked := false
+	if cur.DisplayName != g.DisplayName {
+		// The marker's item is written either way: this rename takes over
+		// an unfinished one's (it bumps every member too).
+		touch, err = s.renamePlan(ctx, g.ID, final, states, maxTxItems-len(first)-1)
+		if err != nil {
+			return nil, fmt.Errorf("store/dynamo: update group: %w", err)
+		}
+		if touch != nil {
+			first = append(first, s.del(key(groupPK(g.ID), markerSK), "", nil, nil))
+		} else {
+			marked = true
+			m, err := s.markerItem(g.ID, rec.Version, "", now)
+			if err != nil {
+				return nil, fmt.Errorf("store/dynamo: update group: %w", err)
+			}
+			first = append(first, s.put(m, "", nil, nil))
+		}
+	}
 	w := &membershipWrite{
-		gid: g.ID, final: final, at: now, guard: true, first: first,
+		gid: g.ID, final: final, touch: touch, at: now, guard: true, first: first,
 		firstRefusal: func(ctx context.Context, i int) error {
-			if i == 2 {
+			if i == nameTaken && i > 0 {
 				return fmt.Errorf("group %q: %w", g.ID, store.ErrDisplayNameTaken)
 			}
 			return s.groupRefusal(ctx, g.ID, expectedVersion)
@@ -386,6 +437,18 @@ func (s *Store) UpdateGroup(ctx context.Context, g *store.Group, expectedVersion
 	changed, err := s.apply(ctx, w, states)
 	if err != nil {
 		return nil, fmt.Errorf("store/dynamo: update group: %w", err)
+	}
+	if marked {
+		done := make(map[string]bool, len(changed))
+		for _, c := range changed {
+			done[c.ID] = true
+		}
+		more, err := s.bumpMembers(ctx, g.ID, rec.Version, "", done, now)
+		if err != nil {
+			return nil, fmt.Errorf("store/dynamo: update group %q: renamed, members not all bumped yet (FinishGroupWrites completes them): %w", g.ID, err)
+		}
+		changed = append(changed, more...)
+		slices.SortFunc(changed, func(a, b store.Changed) int { return strings.Compare(a.ID, b.ID) })
 	}
 	g.Version, g.Created, g.Modified = rec.Version, created, now
 	return changed, nil
@@ -440,6 +503,8 @@ func (s *Store) deleteGroup(ctx context.Context, id string) ([]store.Changed, er
 		first: []types.TransactWriteItem{
 			s.del(key(groupPK(id), mainSK), "#v = :v", names, values),
 			s.del(key(groupNamePK(cur.DisplayName), mainSK), condOwner, on, ov),
+			// An unfinished rename's marker: this delete bumps every member.
+			s.del(key(groupPK(id), markerSK), "", nil, nil),
 		},
 		firstRefusal: func(context.Context, int) error { return errGroupMoved },
 	}

@@ -13,6 +13,10 @@
 //   - Members of an unknown group and GroupsOf an unknown identity are
 //     ErrNotFound; FindIdentitiesByExternalID with no match is empty, nil;
 //   - UpdateGroup applies add before remove;
+//   - a displayName change (exact, case included) bumps every member once,
+//     also when the same write changes members, and also for groups larger
+//     than one DynamoDB transaction; other group attributes bump nobody;
+//     FinishGroupWrites has nothing to do after writes that returned;
 //   - PutLink sets Updated when zero; AppendAudit sets Time when zero.
 //   - docs: an id may hold slashes; keys over 1 KiB, a negative expected
 //     version and bad ListDocs kinds or cursors (another kind's key) are
@@ -59,6 +63,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CreateGroupMembers", testCreateGroupMembers},
 		{"UpdateGroupMembership", testUpdateGroupMembership},
 		{"UpdateGroupRejected", testUpdateGroupRejected},
+		{"RenameGroup", testRenameGroup},
+		{"RenameLargeGroup", testRenameLargeGroup},
 		{"DeleteGroup", testDeleteGroup},
 		{"MembersAndGroupsOf", testMembersAndGroupsOf},
 		{"ListGroupsPaging", testListGroupsPaging},
@@ -72,6 +78,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentCreateSameUserName", testConcurrentCreate},
 		{"ConcurrentUpdateSameVersion", testConcurrentUpdate},
 		{"ConcurrentGroupUpdates", testConcurrentGroupUpdates},
+		{"ConcurrentRenames", testConcurrentRenames},
 		{"DocWrites", testDocWrites},
 		{"DocExpiry", testDocExpiry},
 		{"DocDelete", testDocDelete},
