@@ -15,7 +15,9 @@ import (
 //   - pacing: a token bucket with a burst of 1 releases requests at most C
 //     per second, evenly (LocalLimits; a bucket sized like the ceiling, the
 //     obvious wiring, lets nearly 2C through in the first second after an
-//     idle spell), and slows down when the target answers 429 (throttle);
+//     idle spell), and slows down when the target's 429s say we are over
+//     its limit (throttle.Guard in front of the bucket: isolated 429s are
+//     only retried by the request that got them);
 //   - the guarantee: WindowTransport counts each request from when it is
 //     sent until its answer arrives, and holds a request back while C
 //     others were answered less than a second ago or are still in flight.
@@ -71,20 +73,27 @@ func SharedLimits(ceiling float64) Limits {
 }
 
 // NewLocalLimiter is the local runner's limiter for a target with the
-// given ceiling (requests per second, summed over every worker).
-func NewLocalLimiter(ceiling float64, opts ...throttle.Option) *throttle.Local {
+// given ceiling (requests per second, summed over every worker): a
+// throttle.Local behind a throttle.Guard, so an isolated 429 makes only
+// its own request wait, and only dense 429s (or a long Retry-After)
+// pause every worker and lower the rate. opts go to both (WithGuard
+// tunes the guard).
+func NewLocalLimiter(ceiling float64, opts ...throttle.Option) *throttle.Guard {
 	l := LocalLimits(ceiling)
-	return throttle.NewLocal(l.Rate, l.Burst, opts...)
+	return throttle.NewGuard(throttle.NewLocal(l.Rate, l.Burst, opts...), opts...)
 }
 
 // NewSharedLimiter is the Lambda workers' limiter for a target with the
-// given ceiling, shared through the item throttle.ItemKey(target) in table.
-func NewSharedLimiter(client throttle.DynamoAPI, table, target string, ceiling float64, opts ...throttle.Option) *throttle.Shared {
+// given ceiling, shared through the item throttle.ItemKey(target) in
+// table, behind this process's throttle.Guard (as NewLocalLimiter): one
+// Lambda's isolated 429 does not pause every Lambda. Call it once per
+// target per process.
+func NewSharedLimiter(client throttle.DynamoAPI, table, target string, ceiling float64, opts ...throttle.Option) *throttle.Guard {
 	l := SharedLimits(ceiling)
 	// Applied last: the rate above is only safe with this lease (a zero
 	// horizon keeps whatever horizon opts set).
 	opts = append(slices.Clip(opts), throttle.WithLease(l.Lease, 0))
-	return throttle.NewShared(client, table, target, l.Rate, l.Burst, opts...)
+	return throttle.NewGuard(throttle.NewShared(client, table, target, l.Rate, l.Burst, opts...), opts...)
 }
 
 // WindowTransport wraps base (nil: http.DefaultTransport) so that at most

@@ -1,9 +1,11 @@
 package target_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +127,60 @@ func TestSharedLimitsKeepEveryWindowUnderTheCeiling(t *testing.T) {
 			t.Logf("ceiling %v: %d grants in %v (%.2f/s), busiest 1s window %d", ceiling, len(grants), dur, rate, maxWindow(grants, time.Second))
 		})
 	}
+}
+
+// TestLimitersIgnoreIsolated429s: the limiters the targets get keep
+// their pace when 20% of answers are isolated 429s, and pause when most
+// answers are.
+func TestLimitersIgnoreIsolated429s(t *testing.T) {
+	const ceiling, dur = 50, 5 * time.Second
+	tests := []struct {
+		name      string
+		every     int // every nth request is answered 429 (Retry-After 1s)
+		wantPause bool
+	}{
+		{"isolated 429s", 5, false},
+		{"every answer 429", 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := throttletest.NewSimClock(t0)
+			lim := target.NewLocalLimiter(ceiling, throttle.WithClock(clock), throttle.WithLogger(quiet()))
+			var mu sync.Mutex
+			n := 0
+			report := &reporting{Limiter: lim, after: func(ctx context.Context) error {
+				mu.Lock()
+				n++
+				hit := n%tt.every == 0
+				mu.Unlock()
+				if hit {
+					return lim.Pause(ctx, time.Second)
+				}
+				return nil
+			}}
+			grants := hungry(t, clock, 4, dur, func(int) throttle.Limiter { return report })
+			st := lim.Stats()
+			t.Logf("%d grants; pauses passed on %d, kept %d", len(grants), st.Forwarded, st.Absorbed)
+			if paused := st.Forwarded > 0; paused != tt.wantPause {
+				t.Fatalf("paused = %v, want %v", paused, tt.wantPause)
+			}
+			if full := int(ceiling * dur.Seconds()); !tt.wantPause && len(grants) < full*98/100 {
+				t.Fatalf("%d grants, want about %d", len(grants), full)
+			}
+		})
+	}
+}
+
+// reporting calls after once each Wait returns, as a connector reports
+// the answer before its next request.
+type reporting struct {
+	throttle.Limiter
+	after func(ctx context.Context) error
+}
+
+func (r *reporting) Wait(ctx context.Context) error {
+	if err := r.Limiter.Wait(ctx); err != nil {
+		return err
+	}
+	return r.after(ctx)
 }

@@ -14,6 +14,42 @@
 // eight workers hitting the same 429 wave halve the rate once, not eight
 // times. The burst shrinks with the factor (never below 1).
 //
+// # Guard: isolated 429s
+//
+// A Pause stops every worker (with Shared, every Lambda), so it must only
+// follow evidence that we are over the target's limit. Real rate limits
+// refuse densely once exceeded; an isolated 429 (a busy node behind the
+// vendor's load balancer, someone else's traffic) says nothing about our
+// rate, and pausing on each one starves the target: with 20% random 429s
+// carrying Retry-After: 1 at 100 rps, the process is paused nearly all
+// the time and drains ~3.5 requests a second.
+//
+// Guard wraps Local or Shared (one Guard per target per process: the
+// target package wires it). It counts, in a sliding window (default 10s,
+// in ten buckets), requests (Wait calls that returned) and throttled
+// answers (Pause calls). A Pause is passed on to the inner limiter only
+// when the throttled share of the window's requests is above 1/3 with at
+// least 20 requests counted, or whenever the Retry-After is 10s or more
+// (an exhausted quota, not a blip). Otherwise Pause does nothing and only
+// the request that got the 429 waits its own Retry-After and retries (the
+// connectors' in-request retry, shared/connector/vendorhttp.Retry). When a
+// Pause is passed on the counts restart, so one burst of 429s lowers the
+// rate once and the next decrease needs fresh evidence.
+//
+// The rule is the client-side adaptive throttling of the Google SRE book
+// (chapter "Handling Overload", section "Client-Side Throttling",
+// https://sre.google/sre-book/handling-overload/): a client keeps
+// requests and accepts over a recent window and throttles itself once
+// requests exceed K × accepts. With accepts = requests - throttled, that
+// is a throttled share above 1 - 1/K; our 1/3 is K = 1.5, between the
+// book's suggested K = 2 (share 1/2: tolerates more rejection) and the
+// more aggressive K = 1.1. It sits well above 20% random 429s (at 10 rps
+// over 10s, a 20% rate exceeds 1/3 with probability ~0.04%) yet a target
+// really over its limit refuses far more than a third of what it gets.
+// The minimum count keeps a handful of requests at low traffic from
+// deciding; a wrong decision there costs little anyway. WithGuard tunes
+// all four numbers.
+//
 // # Shared: design
 //
 // Shared keeps one GCRA token bucket (the "generic cell rate algorithm",
@@ -106,6 +142,7 @@ type Limiter interface {
 var (
 	_ Limiter = (*Local)(nil)
 	_ Limiter = (*Shared)(nil)
+	_ Limiter = (*Guard)(nil)
 )
 
 // Clock is the time source; tests inject a simulated one.
@@ -134,6 +171,12 @@ type config struct {
 	horizon   time.Duration
 	logger    *slog.Logger
 	target    string // for logs only
+
+	// Guard only (WithGuard).
+	guardWindow  time.Duration
+	guardShare   float64
+	guardMinimum int
+	guardLong    time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -147,6 +190,11 @@ func newConfig(opts []Option) config {
 		lease:     100 * time.Millisecond,
 		horizon:   time.Second,
 		logger:    slog.Default(),
+
+		guardWindow:  DefaultGuardWindow,
+		guardShare:   DefaultGuardShare,
+		guardMinimum: DefaultGuardMinimum,
+		guardLong:    DefaultGuardLong,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -210,6 +258,29 @@ func WithLease(lease, horizon time.Duration) Option {
 		}
 		if horizon > 0 {
 			c.horizon = horizon
+		}
+	}
+}
+
+// WithGuard tunes Guard (Local and Shared ignore it). window (default
+// 10s) is how far back the Guard counts requests and throttled answers;
+// a Pause is passed on when more than share (default 1/3, 0 < share < 1)
+// of at least minimum (default 20) requests in the window were
+// throttled, or whenever the Retry-After is at least long (default 10s).
+// Zero or out-of-range values keep the defaults.
+func WithGuard(window time.Duration, share float64, minimum int, long time.Duration) Option {
+	return func(c *config) {
+		if window > 0 {
+			c.guardWindow = window
+		}
+		if share > 0 && share < 1 {
+			c.guardShare = share
+		}
+		if minimum > 0 {
+			c.guardMinimum = minimum
+		}
+		if long > 0 {
+			c.guardLong = long
 		}
 	}
 }

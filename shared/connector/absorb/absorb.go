@@ -64,9 +64,17 @@
 //
 // # Errors
 //
+// Every call retries within itself first (Config.Retry,
+// vendorhttp.Retry): a 429/503 waits its Retry-After and is sent again
+// whatever the method (Absorb did not process it); other 5xx and
+// timeouts are sent again only for GET and PUT (a full replacement), never
+// for POST (a create that timed out may exist: the worker looks it up
+// before creating again). What is left after Attempts tries or the
+// Budget reaches the worker as is.
+//
 // Failures are *connector.Error: 429/503 are Retryable with the
-// Retry-After hint (and the Limiter is paused), other 5xx and transport
-// timeouts Retryable, 400/422 permanent with Absorb's
+// Retry-After hint (and reported to the Limiter's Pause), other 5xx and
+// transport timeouts Retryable, 400/422 permanent with Absorb's
 // {validations, code, message} in the text (quoted values and the
 // learner's own values redacted), 404 NotFound, 409 or a duplicate
 // username/external id Conflict. Nothing logs tokens, passwords or
@@ -127,17 +135,23 @@ type Config struct {
 	// GroupsField is the user field SetGroups writes the group names to,
 	// in Fields syntax ("customFields.string30"). Empty: SetGroups fails.
 	GroupsField string
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Retry bounds the in-request retries of every call (see
+	// vendorhttp.Retry: 429/503 for any method, other 5xx and timeouts
+	// for GET and PUT only); the zero value is 4 tries within 20 s,
+	// Attempts 1 turns retries off. A 401 is handled apart (below).
+	Retry  vendorhttp.Retry
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Connector talks to one Absorb portal. It is safe for concurrent use.
 type Connector struct {
-	cfg  Config
-	base string
-	hc   *http.Client
-	log  *slog.Logger
-	now  func() time.Time
+	cfg   Config
+	base  string
+	hc    *http.Client
+	log   *slog.Logger
+	now   func() time.Time
+	retry vendorhttp.Retry
 
 	mu     sync.Mutex
 	depts  map[string]deptEntry // folded department name → id
@@ -184,6 +198,10 @@ func New(cfg Config) (*Connector, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	c.retry = cfg.Retry
+	if c.retry.Logger == nil {
+		c.retry.Logger = c.log
 	}
 	return c, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/learnerlink/learnerlink/shared/connector"
 	"github.com/learnerlink/learnerlink/shared/connector/absorb"
 	"github.com/learnerlink/learnerlink/shared/connector/absorb/absorbsim"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 	"github.com/learnerlink/learnerlink/shared/tokencache"
 )
 
@@ -67,11 +68,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 type env struct {
-	sim   *absorbsim.Sim
-	clock *fakeClock
-	lim   *limiter
-	cache *tokencache.Local
-	conn  *absorb.Connector
+	sim    *absorbsim.Sim
+	clock  *fakeClock
+	lim    *limiter
+	cache  *tokencache.Local
+	conn   *absorb.Connector
+	seeded string // a test's learner id
 }
 
 // setup starts a sim and a connector on a shared fake clock.
@@ -92,6 +94,8 @@ func (e *env) connector(t *testing.T, cache absorb.TokenCache, mod func(*absorb.
 		BaseURL: e.sim.URL(), Username: admin, Password: pass, PrivateKey: key,
 		Limiter: e.lim, Tokens: cache, DefaultDepartmentID: e.sim.DefaultDepartmentID(),
 		GroupsField: "customFields.string30", Now: e.clock.Now,
+		// In-request retries on (the default policy) without real waits.
+		Retry: vendorhttp.Retry{Sleep: instant},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -692,8 +696,9 @@ func TestBadCredentialsFailFast(t *testing.T) {
 
 func TestRateLimited(t *testing.T) {
 	// The sim's clock stands still, so its 1-second window never slides:
-	// the third request is refused.
-	e := setup(t, absorbsim.Options{RateLimit: 2}, nil)
+	// the third request is refused. One try per call: this is about how
+	// a 429 is reported (TestRetries covers retrying it).
+	e := setup(t, absorbsim.Options{RateLimit: 2}, func(c *absorb.Config) { c.Retry.Attempts = 1 })
 	ctx := context.Background()
 	id := e.sim.SeedUser(absorbsim.User{Username: "x", FirstName: "X", LastName: "Y"})
 	if _, err := e.conn.Get(ctx, id); err != nil { // login + get
@@ -726,6 +731,12 @@ func TestServerFaults(t *testing.T) {
 			ce := asError(t, err)
 			if !ce.Retryable || ce.Status != tt.status {
 				t.Fatalf("%+v", ce)
+			}
+			// The login failed each time before any GET, and the call
+			// tried it 4 times. (A timed-out request is recorded by the sim
+			// only when its handler notices, so only the 500s are counted.)
+			if n := e.count("POST", "/authenticate"); tt.status == 500 && n != vendorhttp.DefaultAttempts {
+				t.Fatalf("%d login attempts, want %d", n, vendorhttp.DefaultAttempts)
 			}
 		})
 	}
@@ -858,3 +869,6 @@ func TestEveryRequestWaitsOnTheLimiter(t *testing.T) {
 		t.Fatalf("%d limiter waits for %d requests", waits, n)
 	}
 }
+
+// instant is a retry sleep that does not wait.
+func instant(ctx context.Context, _ time.Duration) error { return ctx.Err() }

@@ -62,12 +62,17 @@ type apiError struct {
 
 // do sends cl with the shared token, handling 401s, and decodes a 2xx
 // body into out (when non-nil). Non-2xx answers become *connector.Error.
+// Throttled answers, and for GET and PUT other transient failures, are
+// tried again under c.retry; a 401 is never retried by that loop (send
+// handles it, refreshing the token at most as often as before).
 func (c *Connector) do(ctx context.Context, cl call, out any) error {
-	resp, err := c.send(ctx, cl)
-	if err != nil {
-		return err
-	}
-	return c.finish(ctx, cl, resp, out)
+	return c.retry.Do(ctx, vendorhttp.Idempotent(cl.method), func(ctx context.Context) error {
+		resp, err := c.send(ctx, cl)
+		if err != nil {
+			return err
+		}
+		return c.finish(ctx, cl, resp, out)
+	})
 }
 
 // send is do without the status handling: it returns any non-401 answer.

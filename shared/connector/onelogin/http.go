@@ -64,13 +64,20 @@ type apiError struct {
 }
 
 // do sends cl with the shared token and decodes a 2xx body into out (when
-// non-nil). Non-2xx answers become *connector.Error.
+// non-nil). Non-2xx answers become *connector.Error. Throttled answers,
+// and for idempotent methods other transient failures, are tried again
+// under c.retry; a 401 never is by that loop (send refreshes the token).
 func (c *Connector) do(ctx context.Context, cl call, out any) (http.Header, error) {
-	resp, err := c.send(ctx, cl)
-	if err != nil {
-		return nil, err
-	}
-	return resp.header, c.finish(ctx, cl, resp, out)
+	var h http.Header
+	err := c.retry.Do(ctx, vendorhttp.Idempotent(cl.method), func(ctx context.Context) error {
+		resp, err := c.send(ctx, cl)
+		if err != nil {
+			return err
+		}
+		h = resp.header
+		return c.finish(ctx, cl, resp, out)
+	})
+	return h, err
 }
 
 // send is do without the status handling: it returns any non-401 answer,

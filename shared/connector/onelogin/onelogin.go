@@ -101,6 +101,13 @@
 //
 // # Errors
 //
+// Every call retries within itself first (Config.Retry,
+// vendorhttp.Retry): a 429/503 waits its hint and is sent again whatever
+// the method (OneLogin did not process it); other 5xx and timeouts are
+// sent again only for GET, PUT and DELETE, never for POST (a create that
+// timed out may exist: the worker looks it up before creating again).
+// What is left after Attempts tries or the Budget reaches the worker as is.
+//
 // Failures are *connector.Error: 429/503 Retryable with the hint, other
 // 5xx and transport errors Retryable, 404 NotFound, 409 or "… has already
 // been taken" Conflict, 400/403/422 permanent. OneLogin's {statusCode,
@@ -207,6 +214,12 @@ type Config struct {
 	Mappings string
 	// Now is the clock for token expiry; nil means time.Now.
 	Now func() time.Time
+	// Retry bounds the in-request retries of every call (see
+	// vendorhttp.Retry: 429/503 for any method, other 5xx and timeouts
+	// for GET, PUT and DELETE only); the zero value is 4 tries within
+	// 20 s, Attempts 1 turns retries off. A 401 is handled apart (a token
+	// refresh).
+	Retry vendorhttp.Retry
 }
 
 // Connector talks to one OneLogin account. It is safe for concurrent use.
@@ -216,6 +229,7 @@ type Connector struct {
 	hc     *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	retry  vendorhttp.Retry
 	tokens TokenCache
 	roles  map[string]int // folded group name → role id
 	marker string         // the origin custom attribute
@@ -295,6 +309,10 @@ func New(cfg Config) (*Connector, error) {
 	}
 	if c.tokens == nil {
 		c.tokens = tokencache.NewLocal()
+	}
+	c.retry = cfg.Retry
+	if c.retry.Logger == nil {
+		c.retry.Logger = c.log
 	}
 	return c, nil
 }

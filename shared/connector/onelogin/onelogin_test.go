@@ -14,6 +14,7 @@ import (
 	"github.com/learnerlink/learnerlink/shared/connector"
 	"github.com/learnerlink/learnerlink/shared/connector/onelogin"
 	"github.com/learnerlink/learnerlink/shared/connector/onelogin/oneloginsim"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 	"github.com/learnerlink/learnerlink/shared/tokencache"
 )
 
@@ -91,6 +92,8 @@ func newEnv(t *testing.T, mod ...func(*oneloginsim.Options, *onelogin.Config)) *
 		ClientID: clientID, ClientSecret: clientSecret,
 		Limiter: e.lim, Tokens: e.cache, Now: clock.Now,
 		EmployeeNumberField: "employee_number",
+		// In-request retries on (the default policy) without real waits.
+		Retry: vendorhttp.Retry{Sleep: instant},
 	}
 	for _, m := range mod {
 		m(&opts, &cfg)
@@ -605,7 +608,9 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestErrorClassification(t *testing.T) {
-	e := newEnv(t)
+	// One try per call: this is about how an answer is reported
+	// (TestRetries covers retrying).
+	e := newEnv(t, func(_ *oneloginsim.Options, c *onelogin.Config) { c.Retry.Attempts = 1 })
 	taken := learner(3)
 	if _, err := e.conn.Create(e.ctx, taken); err != nil {
 		t.Fatal(err)
@@ -870,3 +875,6 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// instant is a retry sleep that does not wait.
+func instant(ctx context.Context, _ time.Duration) error { return ctx.Err() }

@@ -48,11 +48,18 @@
 //     comma-separated tag list if missing.
 //   - Lister: startIndex (1-based) + count = min of maxResults and the
 //     profile's MaxResults; the cursor is the next startIndex.
-//   - Every HTTP request waits on the Limiter first. 429 and 503 pause the
-//     Limiter for the Retry-After (shared/retry.ParseRetryAfter: seconds or
-//     HTTP-date) and return a Retryable *connector.Error carrying it; other
-//     5xx, 401, 408, 412 and 409 on PUT/PATCH (a concurrent change) are
-//     Retryable; 404 is NotFound; other 4xx are permanent. Responses are
+//   - Every HTTP request waits on the Limiter first. 429 and 503 are
+//     reported to the Limiter's Pause with the Retry-After
+//     (shared/retry.ParseRetryAfter: seconds or HTTP-date) and return a
+//     Retryable *connector.Error carrying it; other 5xx, 401, 408, 412
+//     and 409 on PUT/PATCH (a concurrent change) are Retryable; 404 is
+//     NotFound; other 4xx are permanent.
+//   - Every call first retries within itself (Config.Retry,
+//     vendorhttp.Retry): 429/503 wait their Retry-After and are sent again
+//     whatever the method; other 5xx (but 501), 408 and transport errors
+//     are sent again for GET, PUT and PATCH (our PATCH operations set
+//     values, so a repeat is harmless; see idempotent in http.go), never
+//     for POST. 401, 409 and 412 are left to the callers. Responses are
 //     read up to 8 MiB. Error text and logs carry no token, password or
 //     learner value (vendor error details are redacted); logs name routes,
 //     not URLs, because a filter holds values.

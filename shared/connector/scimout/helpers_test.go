@@ -17,6 +17,7 @@ import (
 	"github.com/learnerlink/learnerlink/shared/connector"
 	"github.com/learnerlink/learnerlink/shared/connector/scimout"
 	"github.com/learnerlink/learnerlink/shared/connector/scimout/scimoutsim"
+	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
 )
 
 // fakeLimiter records waits and pauses; it never blocks.
@@ -99,6 +100,8 @@ func (e *env) connect(p scimout.Profile, mod func(*scimout.Config)) *scimout.Con
 		Profile: p,
 		Limiter: e.lim,
 		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// In-request retries on (the default policy) without real waits.
+		Retry: vendorhttp.Retry{Sleep: instant},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -246,3 +249,6 @@ func (e *env) groupByName(name string) map[string]any {
 	}
 	return arr[0].(map[string]any)
 }
+
+// instant is a retry sleep that does not wait.
+func instant(ctx context.Context, _ time.Duration) error { return ctx.Err() }

@@ -57,17 +57,38 @@ type scimError struct {
 }
 
 // do sends cl and decodes a 2xx body into out (when non-nil). Non-2xx
-// answers become *connector.Error; the response is returned either way
-// when one arrived.
+// answers become *connector.Error; the (last) response is returned either
+// way when one arrived. Throttled answers, and for idempotent requests
+// other transient failures, are tried again under c.retry (see
+// idempotent).
 func (c *Connector) do(ctx context.Context, cl call, out any) (*response, error) {
-	resp, err := c.send(ctx, cl)
-	if err != nil {
-		return nil, err
-	}
-	if resp.status < 200 || resp.status > 299 {
-		return resp, c.classify(ctx, cl, resp)
-	}
-	return resp, vendorhttp.Decode(cl.op, resp.status, resp.body, out)
+	var last *response
+	err := c.retry.Do(ctx, idempotent(cl.method), func(ctx context.Context) error {
+		resp, err := c.send(ctx, cl)
+		last = resp
+		if err != nil {
+			return err
+		}
+		if resp.status < 200 || resp.status > 299 {
+			return c.classify(ctx, cl, resp)
+		}
+		return vendorhttp.Decode(cl.op, resp.status, resp.body, out)
+	})
+	return last, err
+}
+
+// idempotent says whether a request may be sent again after a failure
+// that may have reached the service provider (a 5xx, a timeout). Our
+// PATCHes are: every operation sets a state rather than a delta (replace
+// a value, add a value that a filter or the member set makes unique,
+// remove by filter), so applying one twice leaves what applying it once
+// does; with If-Match, a repeat of an applied PATCH meets 412, which the
+// callers already resolve by re-reading. POST creates, so it never is.
+// (A strict server may answer a repeated member removal 400 noTarget;
+// that needs a 5xx or a timeout on the first one, then a server that
+// treats removing an absent member as an error.)
+func idempotent(method string) bool {
+	return vendorhttp.Idempotent(method) || method == http.MethodPatch
 }
 
 // send waits on the limiter and makes one HTTP request.

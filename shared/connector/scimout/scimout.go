@@ -85,6 +85,11 @@ type Config struct {
 	Logger        *slog.Logger
 	// Now is the clock for Retry-After dates; nil means time.Now.
 	Now func() time.Time
+	// Retry bounds the in-request retries of every call (see
+	// vendorhttp.Retry: 429/503 for any method, other 5xx and timeouts
+	// for GET, PUT and PATCH, never POST); the zero value is 4 tries
+	// within 20 s, Attempts 1 turns retries off.
+	Retry vendorhttp.Retry
 }
 
 // Connector pushes learners to one SCIM 2.0 service provider. It is safe
@@ -97,6 +102,7 @@ type Connector struct {
 	hc     *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	retry  vendorhttp.Retry
 	fields map[string]attrPath // Learner.Fields key → compiled SCIM path
 	tags   *attrPath
 	// displayMapped says FieldMap writes displayName, so the derived
@@ -179,6 +185,10 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	c.retry = cfg.Retry
+	if c.retry.Logger == nil {
+		c.retry.Logger = c.log
 	}
 	return c, nil
 }

@@ -114,7 +114,9 @@ func TestDiscoveryIsLazyAndOnce(t *testing.T) {
 }
 
 func TestDiscoveryFailure(t *testing.T) {
-	e := newEnv(t, scimoutsim.Options{}, profile(t, "generic"), nil)
+	// One try per call: a failed discovery must not be cached (retrying
+	// within the call is TestRetries' business).
+	e := newEnv(t, scimoutsim.Options{}, profile(t, "generic"), func(c *scimout.Config) { c.Retry.Attempts = 1 })
 	e.sim.Inject(scimoutsim.Fault{PathSuffix: "/ServiceProviderConfig", Status: http.StatusServiceUnavailable, RetryAfter: "2"})
 	l := learner("a")
 	l.ID = e.create(l)
@@ -390,6 +392,7 @@ func TestErrorClassification(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, scimoutsim.Options{}, profile(t, "generic"), func(c *scimout.Config) {
 				c.Now = func() time.Time { return now }
+				c.Retry.Attempts = 1 // how one answer is reported; TestRetries retries
 			})
 			id := e.create(learner("fay"))
 			e.sim.Inject(tt.fault)

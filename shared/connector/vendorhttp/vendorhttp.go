@@ -1,7 +1,8 @@
 // Package vendorhttp holds the HTTP plumbing the target connectors
 // (absorb, onelogin, scimout) share: redacting vendor error text, mapping
 // an HTTP status to a *connector.Error, bounded body reads, transport
-// error handling, JSON decoding and the default client. What is specific
+// error handling, JSON decoding, the default client and the in-request
+// retry policy (Retry). What is specific
 // to a vendor (its error body, its rate-limit headers, its duplicate
 // detection) stays in the connector.
 package vendorhttp
@@ -123,9 +124,10 @@ type Pauser interface {
 	Pause(ctx context.Context, d time.Duration) error
 }
 
-// Pause pauses l for d (0 lets the limiter pick its backoff) so every
-// worker slows down, logging a failure as "<vendor>: pausing the limiter
-// failed".
+// Pause reports a throttled answer to l with its Retry-After d (0 lets
+// the limiter pick its backoff); the limiter decides whether every worker
+// slows down (throttle.Guard does so only when the 429s are dense). A
+// failure is logged as "<vendor>: pausing the limiter failed".
 func Pause(ctx context.Context, l Pauser, log *slog.Logger, vendor, op string, d time.Duration) {
 	if err := l.Pause(ctx, d); err != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, vendor+": pausing the limiter failed", slog.String("op", op), slog.String("error", err.Error()))

@@ -188,6 +188,15 @@ func (s *Sim) InvalidateToken() {
 	s.token = ""
 }
 
+// SetRates changes the fault probabilities (Faults.P429, P5xx and
+// PTimeout) from the next request on; the latency and the seeded
+// sequence stay.
+func (s *Sim) SetRates(p429, p5xx, pTimeout float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Faults.P429, s.opts.Faults.P5xx, s.opts.Faults.PTimeout = p429, p5xx, pTimeout
+}
+
 // DefaultDepartmentID is the id of the "Root" department every sim has.
 func (s *Sim) DefaultDepartmentID() string { return s.defaultDept }
 

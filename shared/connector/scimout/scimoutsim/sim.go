@@ -45,11 +45,11 @@ type Options struct {
 	NoETag bool
 	// MaxResults is the server's page cap (0: 200).
 	MaxResults int
-	// Rate429 and Rate503 inject faults at random, seeded by Seed; injected
-	// 429s carry RetryAfter (if non-empty).
-	Rate429, Rate503 float64
-	RetryAfter       string
-	Seed             uint64
+	// Rate429, Rate503 and Rate500 inject faults at random, seeded by
+	// Seed; injected 429s and 503s carry RetryAfter (if non-empty).
+	Rate429, Rate503, Rate500 float64
+	RetryAfter                string
+	Seed                      uint64
 }
 
 // Fault is a scripted answer for the next request it matches.
@@ -110,11 +110,18 @@ func (m *Middleware) Inject(f ...Fault) {
 	m.script = append(m.script, f...)
 }
 
-// SetRates changes the random fault rates.
+// SetRates changes the random 429 and 503 rates.
 func (m *Middleware) SetRates(r429, r503 float64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.opts.Rate429, m.opts.Rate503 = r429, r503
+}
+
+// SetRate500 changes the random 500 rate.
+func (m *Middleware) SetRate500(r float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opts.Rate500 = r
 }
 
 // Requests returns a copy of what was recorded.
@@ -195,13 +202,15 @@ func (m *Middleware) fault(r *http.Request) (Fault, bool) {
 			return f, true
 		}
 	}
-	if m.opts.Rate429 > 0 || m.opts.Rate503 > 0 {
+	if m.opts.Rate429 > 0 || m.opts.Rate503 > 0 || m.opts.Rate500 > 0 {
 		x := m.rng.Float64()
 		switch {
 		case x < m.opts.Rate429:
 			return Fault{Status: http.StatusTooManyRequests, RetryAfter: m.opts.RetryAfter}, true
 		case x < m.opts.Rate429+m.opts.Rate503:
 			return Fault{Status: http.StatusServiceUnavailable, RetryAfter: m.opts.RetryAfter}, true
+		case x < m.opts.Rate429+m.opts.Rate503+m.opts.Rate500:
+			return Fault{Status: http.StatusInternalServerError}, true
 		}
 	}
 	return Fault{}, false
