@@ -61,15 +61,15 @@ type Config struct {
 }
 
 // ShortConfig is the run CI does (TestConvergenceShort): a thousand
-// changes concentrated on 20 people, arriving over 5 s, three kills. The
-// Absorb faults are the full mix; under them the runner drains only ~3
-// LMS requests a second (every 429 pauses all workers for its
-// Retry-After), so the people are few and the changes many per person.
+// changes concentrated on 60 people, arriving over 5 s, three kills, with
+// group renames and delete-then-reprovision, under the full Absorb fault
+// mix; strict about dead letters.
 func ShortConfig() Config {
-	return Config{N: 1000, Users: 20, Groups: 4, Clients: 16, Spread: 5 * time.Second, Seed: 1,
+	return Config{N: 1000, Users: 60, Groups: 6, Clients: 16, Spread: 5 * time.Second, Seed: 1,
 		PDup: 0.10, PReorder: 0.10, Kills: 3, KillMin: 1500 * time.Millisecond, KillMax: 4 * time.Second,
 		P429: 0.20, P5xx: 0.05, PTimeout: 0.02, Latency: 20 * time.Millisecond,
-		Rate: 100, Workers: 8, Deadline: 5 * time.Minute, Reconcile: true}
+		Rate: 100, Workers: 8, Deadline: 5 * time.Minute, Reconcile: true, StrictDLQ: true,
+		Renames: true, Recreates: true}
 }
 
 // LongConfig is the long run: ten thousand changes over a thousand
@@ -80,7 +80,6 @@ func LongConfig() Config {
 	c.Spread = 10 * time.Minute
 	c.Kills, c.KillMin, c.KillMax = 12, 10*time.Second, 90*time.Second
 	c.Deadline = 3 * time.Hour
-	c.StrictDLQ = true
 	return c
 }
 

@@ -30,6 +30,8 @@ type stored struct {
 	Receives   int          `json:"receives"`
 	VisibleAt  int64        `json:"visibleAt"` // Unix nanoseconds
 	ParkReason string       `json:"parkReason,omitempty"`
+	// InFlight: received and not yet settled (see Open).
+	InFlight bool `json:"inFlight,omitempty"`
 }
 
 // op is one change to the file; message values are snapshots taken when the
@@ -50,6 +52,7 @@ func snapshot(r *record) *stored {
 		Receives:   r.receives,
 		VisibleAt:  r.visibleAt.UnixNano(),
 		ParkReason: r.parkReason,
+		InFlight:   r.inFlight,
 	}
 }
 
@@ -77,6 +80,7 @@ func decode(k, v []byte) (*record, error) {
 		receives:   s.Receives,
 		visibleAt:  time.Unix(0, s.VisibleAt),
 		parkReason: s.ParkReason,
+		inFlight:   s.InFlight,
 	}, nil
 }
 
@@ -95,6 +99,13 @@ func (q *Queue) load() error {
 			r, err := decode(k, v)
 			if err != nil {
 				return err
+			}
+			if r.inFlight {
+				// Received by an earlier Queue on this file, which is gone
+				// (bbolt lets one process open it): deliver it again now
+				// rather than after its visibility timeout.
+				r.inFlight = false
+				r.visibleAt = minTime(r.visibleAt, now)
 			}
 			q.msgs[r.seq] = r
 			q.groups[groupKey(r.intent)] = append(q.groups[groupKey(r.intent)], r.seq)
@@ -243,4 +254,11 @@ func (q *Queue) readDead(limit int) ([]*record, error) {
 		return nil
 	})
 	return out, err
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -11,6 +11,11 @@
 // commit: an fsync costs milliseconds, and concurrent workers share it). An
 // operation returns only once its change is on disk.
 //
+// A message in flight when the queue was closed or its process died is
+// delivered again as soon as the file is reopened, not after its
+// visibility timeout: only one process can have the file open, so whoever
+// received it is gone. A message delayed by Retry keeps its delay.
+//
 // Differences from SQS, all on the safe side: a Receive returns at most one
 // message per identity; a message whose last permitted delivery is retried
 // moves to the dead-letter queue at once rather than on the next receive;
@@ -79,6 +84,7 @@ type record struct {
 	receives   int
 	visibleAt  time.Time
 	parkReason string
+	inFlight   bool // received, not yet retried (Ack and Park remove it)
 }
 
 func (r *record) message() queue.Message {
@@ -289,6 +295,7 @@ func (q *Queue) tryReceive(limit int) (msgs []queue.Message, gen uint64, next ti
 	for _, r := range ready[:min(len(ready), limit)] {
 		r.receives++
 		r.visibleAt = now.Add(q.opts.VisibilityTimeout)
+		r.inFlight = true
 		ops = append(ops, putPending(r))
 		msgs = append(msgs, r.message())
 	}
@@ -341,7 +348,7 @@ func (q *Queue) removeLocked(r *record) {
 // parkLocked moves a group head to the dead-letter queue.
 func (q *Queue) parkLocked(r *record, reason string) []op {
 	q.removeLocked(r)
-	r.parkReason = reason
+	r.parkReason, r.inFlight = reason, false
 	return []op{delPending(r.seq), putDead(r)}
 }
 
@@ -403,6 +410,7 @@ func (q *Queue) Retry(ctx context.Context, handle string, delay time.Duration) e
 			return q.parkLocked(r, "")
 		}
 		r.visibleAt = q.opts.Now().Add(min(max(delay, 0), maxDelay))
+		r.inFlight = false
 		q.notifyLocked()
 		return []op{putPending(r)}
 	})

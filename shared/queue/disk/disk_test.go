@@ -84,48 +84,56 @@ func TestReopenKeepsPendingAndInFlight(t *testing.T) {
 		queue.Intent{IdentityID: "x", Version: 1, Reason: "scim.create"},
 		queue.Intent{IdentityID: "x", Version: 2},
 		queue.Intent{IdentityID: "y", Version: 1},
+		queue.Intent{IdentityID: "z", Version: 1},
 	); err != nil {
 		t.Fatal(err)
 	}
-	held := mustReceive(t, q, 1) // x/1 in flight across the restart
-	if got := intents(held); fmt.Sprint(got) != "[x/1/r1]" {
+	held := mustReceive(t, q, 3) // x/1 in flight across the restart, z/1 retried with a delay
+	if got := intents(held); fmt.Sprint(got) != "[x/1/r1 y/1/r1 z/1/r1]" {
 		t.Fatalf("first receive = %v", got)
 	}
-	if err := q.Close(); err != nil {
+	if err := q.Retry(ctx, held[2].Handle, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ack(ctx, held[1].Handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil { // or the process died
 		t.Fatal(err)
 	}
 
+	// Whoever received x/1 is gone: it is delivered again at once, not
+	// after its visibility timeout; z/1 keeps its delay.
 	q = open(t, path, opts)
-	ys := mustReceive(t, q, 10)
-	if got := intents(ys); fmt.Sprint(got) != "[y/1/r1]" {
-		t.Fatalf("after reopen = %v, want only y/1 (x/1 still invisible)", got)
-	}
-	if err := q.Ack(ctx, ys[0].Handle); err != nil {
-		t.Fatal(err)
-	}
-	// A handle from before the restart is still the current delivery.
-	if err := q.Retry(ctx, held[0].Handle, 0); err != nil {
-		t.Fatalf("Retry(handle from before reopen): %v", err)
-	}
 	got := mustReceive(t, q, 10)
 	if fmt.Sprint(intents(got)) != "[x/1/r2]" || got[0].Reason != "scim.create" || !got[0].Sent.Equal(held[0].Sent) {
-		t.Fatalf("redelivery = %v %+v", intents(got), got[0])
+		t.Fatalf("after reopen = %v %+v, want x/1 again at once", intents(got), got)
+	}
+	if err := q.Retry(ctx, held[0].Handle, 0); !errors.Is(err, queue.ErrUnknownHandle) {
+		t.Fatalf("Retry(handle of the earlier delivery) = %v, want ErrUnknownHandle", err)
+	}
+	if err := q.Ack(ctx, got[0].Handle); err != nil {
+		t.Fatal(err)
 	}
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	// Visibility expiry across a restart, and deduplication survives it.
+	// Deduplication and Retry delays survive a restart.
 	q = open(t, path, opts)
 	if err := q.Enqueue(ctx, queue.Intent{IdentityID: "x", Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustReceive(t, q, 10); len(got) != 0 {
-		t.Fatalf("before the visibility timeout = %v", intents(got))
+	x2 := mustReceive(t, q, 10)
+	if got := intents(x2); fmt.Sprint(got) != "[x/2/r1]" {
+		t.Fatalf("after the second reopen = %v, want x/2 only (x/1 deduplicated, z/1 delayed)", got)
 	}
-	clk.Advance(time.Minute)
-	if got := intents(mustReceive(t, q, 10)); fmt.Sprint(got) != "[x/1/r3]" {
-		t.Fatalf("after the visibility timeout = %v, want x/1 again, not its duplicate", got)
+	if err := q.Ack(ctx, x2[0].Handle); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(10 * time.Minute)
+	if got := intents(mustReceive(t, q, 10)); fmt.Sprint(got) != "[z/1/r2]" {
+		t.Fatalf("after the delay = %v, want z/1", got)
 	}
 }
 
