@@ -3,6 +3,7 @@ package lambdafn
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func TestConsumeRequeuesOnLastDelivery(t *testing.T) {
 
 	// First delivery: a plain retry, reported as a failure.
 	ev := receive()
-	if resp := consume(ctx, w, q, ev); len(resp.BatchItemFailures) != 1 {
+	if resp := consume(ctx, w, q, slog.New(slog.DiscardHandler), ev); len(resp.BatchItemFailures) != 1 {
 		t.Fatalf("first delivery: %+v, want it reported", resp)
 	}
 	// Second (last) delivery: requeued, not reported; delete it as Lambda would.
@@ -106,7 +107,7 @@ func TestConsumeRequeuesOnLastDelivery(t *testing.T) {
 	if err != nil || m.Receives != 2 {
 		t.Fatalf("second delivery: %+v, %v", m, err)
 	}
-	if resp := consume(ctx, w, q, ev); len(resp.BatchItemFailures) != 0 {
+	if resp := consume(ctx, w, q, slog.New(slog.DiscardHandler), ev); len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("last delivery: %+v, want no failures (requeued)", resp)
 	}
 	if _, err := client.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(qURL), ReceiptHandle: aws.String(ev.Records[0].ReceiptHandle)}); err != nil {

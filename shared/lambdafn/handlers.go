@@ -3,6 +3,7 @@ package lambdafn
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
@@ -54,7 +55,7 @@ func Worker(ctx context.Context, getenv func(string) string) (WorkerHandler, err
 		return nil, err
 	}
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		return consume(ctx, w, d.queue, ev), nil
+		return consume(ctx, w, d.queue, d.log, ev), nil
 	}, nil
 }
 
@@ -62,7 +63,7 @@ func Worker(ctx context.Context, getenv func(string) string) (WorkerHandler, err
 // delete; retried ones get their visibility set to the delay and are
 // reported as failures; parked ones are copied to the DLQ with the reason
 // and deleted here.
-func consume(ctx context.Context, w *worker.Worker, q *sqs.Queue, ev events.SQSEvent) events.SQSEventResponse {
+func consume(ctx context.Context, w *worker.Worker, q *sqs.Queue, log *slog.Logger, ev events.SQSEvent) events.SQSEventResponse {
 	var resp events.SQSEventResponse
 	msgs := make([]queue.Message, 0, len(ev.Records))
 	for _, r := range ev.Records {
@@ -93,6 +94,8 @@ func consume(ctx context.Context, w *worker.Worker, q *sqs.Queue, ev events.SQSE
 			// deletes the original. If the copy cannot be sent, the
 			// original retries (and may be redriven; the identity stays
 			// pending for the sweeper).
+			log.WarnContext(ctx, "intent re-enqueued after its last delivery", "identity", o.Message.IdentityID,
+				"target", o.Message.Target, "retries", o.Next.Retries, "reason", o.Reason)
 			if err := q.Enqueue(ctx, *o.Next); err != nil {
 				_ = q.Retry(ctx, handle, o.Delay)
 				fail = true

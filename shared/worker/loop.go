@@ -75,6 +75,8 @@ func (w *Worker) Apply(ctx context.Context, q Queue, outs []Outcome) {
 			w.cfg.Logger.ErrorContext(ctx, "intent parked in dead-letter queue", "identity", o.Message.IdentityID, "reason", o.Reason)
 			err = q.Park(ctx, o.Message.Handle, o.Reason)
 		case Requeue:
+			w.cfg.Logger.WarnContext(ctx, "intent re-enqueued after its last delivery", "identity", o.Message.IdentityID,
+				"target", o.Message.Target, "retries", o.Next.Retries, "reason", o.Reason)
 			err = Requeued(ctx, q, o)
 		}
 		if err != nil && !errors.Is(err, queue.ErrUnknownHandle) {
