@@ -43,8 +43,8 @@ type Reviews interface {
 	Resolve(ctx context.Context, identityID, target string, r review.Resolution, by string) (*review.Entry, error)
 }
 
-// ReconcileFunc runs a reconciliation now (reconcile.Run with the
-// deployment's deps and options).
+// ReconcileFunc runs a reconciliation now (reconcile.RunAll over the
+// deployment's targets, with its deps and options).
 type ReconcileFunc func(ctx context.Context, dryRun bool) (*reconcile.Report, error)
 
 var _ Reviews = (*review.List)(nil)

@@ -4,6 +4,7 @@
 package allinone
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -114,7 +115,6 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	tgt := targets[0] // reconciliation compares the first target
 	// Producers enqueue one intent per target: each (identity, target)
 	// stream is retried on its own.
 	fan := queue.FanOut{Next: r.Queue, Targets: target.Names(targets)}
@@ -151,13 +151,14 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
-	recDeps := reconcile.Deps{Store: r.Store, Queue: fan, Target: tgt, Directory: recDir, Reviews: reviews, Logger: o.Logger}
+	// Reconciliation covers every target that can list its learners.
+	recDeps := reconcile.Deps{Store: r.Store, Queue: fan, Directory: recDir, Reviews: reviews, Logger: o.Logger}
 	recOpts := reconcile.Options{MaxDeactivateShare: s.Reconcile.MaxDeactivateShare, CreateIdentities: s.Reconcile.CreateIdentities, Every: s.Reconcile.Every}
-	recOpts.GroupsField = groupsField(s)
+	recTargets := reconcileTargets(s, targets)
 	reconcileNow := func(ctx context.Context, dryRun bool) (*reconcile.Report, error) {
 		o := recOpts
 		o.DryRun = dryRun || s.Reconcile.DryRun
-		return reconcile.Run(ctx, recDeps, o)
+		return reconcile.RunAll(ctx, recDeps, recTargets, o)
 	}
 	ln := o.Listener
 	if ln == nil {
@@ -208,22 +209,28 @@ func usesSandbox(s config.Settings) bool {
 	return false
 }
 
-// groupsField is the Absorb groups field of the first target (the one
-// reconciliation compares), "" when it is not Absorb.
-func groupsField(s config.Settings) string {
-	if len(s.Targets) == 0 {
-		if s.Target == "absorb" {
-			return s.Absorb.GroupsField
-		}
-		return ""
+// absorbGroupsField is an Absorb target's groups field when the config
+// names none (as target.BuildAll builds it).
+const absorbGroupsField = "customFields.string30"
+
+// reconcileTargets pairs every target with what reconciliation compares
+// beyond its mapping: an Absorb target's groups field (the others carry
+// no groups in a field).
+func reconcileTargets(s config.Settings, targets []worker.Target) []reconcile.Target {
+	fields := map[string]string{}
+	if len(s.Targets) == 0 && s.Target == "absorb" {
+		fields[s.Target] = s.Absorb.GroupsField
 	}
-	if t := s.Targets[0]; t.Type == "absorb" {
-		if t.GroupsField != "" {
-			return t.GroupsField
+	for _, t := range s.Targets {
+		if t.Type == "absorb" {
+			fields[t.Name] = cmp.Or(t.GroupsField, absorbGroupsField)
 		}
-		return "customFields.string30"
 	}
-	return ""
+	out := make([]reconcile.Target, len(targets))
+	for i, t := range targets {
+		out[i] = reconcile.Target{Target: t, GroupsField: fields[t.Name]}
+	}
+	return out
 }
 
 // URL is the runner's base URL (no trailing slash).

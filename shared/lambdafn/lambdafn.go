@@ -116,13 +116,3 @@ func (d *deps) targets(getenv func(string) string) ([]worker.Target, *review.Lis
 	}
 	return tgts, reviews, nil
 }
-
-// target is the first configured target (the one reconciliation
-// compares) and the review list.
-func (d *deps) target(getenv func(string) string) (worker.Target, *review.List, error) {
-	tgts, reviews, err := d.targets(getenv)
-	if err != nil {
-		return worker.Target{}, nil, err
-	}
-	return tgts[0], reviews, nil
-}

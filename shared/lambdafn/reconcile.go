@@ -1,6 +1,7 @@
 package lambdafn
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,9 +14,12 @@ import (
 	"github.com/learnerlink/learnerlink/shared/config"
 	"github.com/learnerlink/learnerlink/shared/okta"
 	"github.com/learnerlink/learnerlink/shared/reconcile"
+	"github.com/learnerlink/learnerlink/shared/worker"
 )
 
-// ReconcileHandler runs (or resumes) one reconciliation on a schedule.
+// ReconcileHandler runs (or resumes) one reconciliation of every
+// configured target on a schedule (see reconcile.RunAll: with several
+// targets the report sums them and lists each in Targets).
 type ReconcileHandler func(context.Context, events.EventBridgeEvent) (*reconcile.Report, error)
 
 // ReconcileDetail is what a schedule's event detail may carry.
@@ -52,18 +56,20 @@ func Reconcile(ctx context.Context, getenv func(string) string) (ReconcileHandle
 		DryRun: s.Reconcile.DryRun, MaxDeactivateShare: s.Reconcile.MaxDeactivateShare,
 		CreateIdentities: s.Reconcile.CreateIdentities, Every: s.Reconcile.Every,
 	}
-	if s.Target == "absorb" {
-		opts.GroupsField = s.Absorb.GroupsField
-	}
-	tgt, reviews, err := d.target(getenv)
+	tgts, reviews, err := d.targets(getenv)
 	if err != nil {
 		return nil, err
+	}
+	rts := reconcileTargets(s, tgts)
+	busyTarget := "" // a skipped run's report names its target when there is one
+	if len(rts) == 1 {
+		busyTarget = rts[0].Name
 	}
 	dir, err := oktaDirectory(s.Okta, d)
 	if err != nil {
 		return nil, err
 	}
-	deps := reconcile.Deps{Store: d.store, Queue: d.fan, Target: tgt, Reviews: reviews, Logger: d.log, Metrics: os.Stdout}
+	deps := reconcile.Deps{Store: d.store, Queue: d.fan, Reviews: reviews, Logger: d.log, Metrics: os.Stdout}
 	if dir != nil {
 		deps.Directory = dir
 	}
@@ -85,14 +91,40 @@ func Reconcile(ctx context.Context, getenv func(string) string) (ReconcileHandle
 			}
 			o.Deadline = dl.Add(-margin)
 		}
-		rep, err := reconcile.Run(ctx, deps, o)
+		rep, err := reconcile.RunAll(ctx, deps, rts, o)
 		if errors.Is(err, reconcile.ErrBusy) {
 			// The previous invocation still holds the lease: not a failure.
+			// (A target's own failure is a *reconcile.TargetsError, which
+			// never reads as ErrBusy.)
 			d.log.InfoContext(ctx, "reconcile: another run is in progress; nothing to do", "err", err)
-			return &reconcile.Report{Target: tgt.Name, Skipped: err.Error()}, nil
+			return &reconcile.Report{Target: busyTarget, Skipped: err.Error()}, nil
 		}
 		return rep, err
 	}, nil
+}
+
+// absorbGroupsField is an Absorb target's groups field when the config
+// names none (as target.BuildAll builds it).
+const absorbGroupsField = "customFields.string30"
+
+// reconcileTargets pairs every built target with what reconciliation
+// compares beyond its mapping: an Absorb target's groups field (the
+// others carry no groups in a field).
+func reconcileTargets(s config.Settings, tgts []worker.Target) []reconcile.Target {
+	fields := map[string]string{}
+	if len(s.Targets) == 0 && s.Target == "absorb" {
+		fields[s.Target] = s.Absorb.GroupsField
+	}
+	for _, spec := range s.Targets {
+		if spec.Type == "absorb" {
+			fields[spec.Name] = cmp.Or(spec.GroupsField, absorbGroupsField)
+		}
+	}
+	out := make([]reconcile.Target, len(tgts))
+	for i, t := range tgts {
+		out[i] = reconcile.Target{Target: t, GroupsField: fields[t.Name]}
+	}
+	return out
 }
 
 // oktaDirectory is the Okta side of reconciliation; nil when no Okta org is

@@ -127,7 +127,7 @@ func (r *runner) buildIndex(ctx context.Context) (*index, error) {
 			e.flags |= fActive
 			x.active++
 		}
-		if id.Modified.Before(r.cp.Started) {
+		if id.Modified.Before(r.stableSince()) {
 			e.flags |= fStable
 		}
 		hk := key(id.ID)
@@ -208,6 +208,32 @@ func (r *runner) buildIndex(ctx context.Context) (*index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: list links: %w", err)
 	}
+	return x, nil
+}
+
+// directoryIndex is what the directory phase of a run over several
+// targets needs: identities by the IdP's user id and by userName.
+func (r *runner) directoryIndex(ctx context.Context) (*index, error) {
+	x := &index{byDirID: map[uint64]int32{}, byUser: map[uint64]int32{}}
+	err := pages(ctx, func(cursor string) (store.Page[*store.Identity], error) {
+		return r.d.Store.ListIdentities(ctx, cursor, r.o.PageSize)
+	}, func(id *store.Identity) {
+		i := int32(len(x.idents))
+		x.idents = append(x.idents, ident{id: id.ID, version: id.Version, flags: fLive})
+		if id.Active && !id.Deleted {
+			x.active++
+		}
+		if id.ExternalID != "" {
+			x.add(x.byDirID, foldKey(id.ExternalID), i)
+		}
+		if id.UserName != "" {
+			x.add(x.byUser, foldKey(id.UserName), i)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: list identities: %w", err)
+	}
+	x.live = len(x.idents)
 	return x, nil
 }
 

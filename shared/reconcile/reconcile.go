@@ -56,6 +56,22 @@
 // "reconcilereport/<target>-<time>", logs it, and writes a CloudWatch
 // Embedded Metric Format line (namespace "learnerlink", metric "Drift",
 // dimension Target) to Deps.Metrics.
+//
+// # Several targets
+//
+// Run reconciles one target. RunAll reconciles every configured target
+// whose connector can list its learners (the others are named in
+// Report.NotReconciled): it reads the directory once per run — unknown
+// identities are created once and queued for every target — then runs
+// each target in turn as Run would, against that shared directory view:
+// per target checkpoint "reconcile/<target>", lease, guard, report Doc and
+// Drift metric, repairs queued with Intent.Target set to that target. An
+// identity the directory no longer assigns is deactivated in the store by
+// the first target whose guard allows it; a target whose guard refused
+// gets no intent, and its next run finds the learner "inactive", under
+// its guard again. The run's own progress is the Doc "reconcile/@all".
+// One failing target does not stop the others (see RunAll). With a single
+// listable target RunAll is exactly Run.
 package reconcile
 
 import (
@@ -150,8 +166,8 @@ type Deps struct {
 	Store Store
 	// Queue receives the repairs; not needed for a dry run.
 	Queue queue.Enqueuer
-	// Target is the target to reconcile; its Conn must be a
-	// connector.Lister.
+	// Target is the target Run reconciles; its Conn must be a
+	// connector.Lister. RunAll takes its targets apart and ignores it.
 	Target worker.Target
 	// Directory, if set, adds the IdP's view (unknown and unassigned).
 	Directory Directory
@@ -225,6 +241,13 @@ type runner struct {
 	lister connector.Lister
 	cmp    *comparer
 	log    *slog.Logger
+	// name keys the run's Docs: the target's name, or allKey for a run
+	// over several targets.
+	name  string
+	first string // the phase a new run starts in
+	// pv, for a target's run inside a run over several targets, is that
+	// run's directory view; nil for Run.
+	pv *parentView
 
 	cp        *checkpoint
 	cpVersion int64
@@ -240,6 +263,15 @@ type runner struct {
 // returns its report (Complete false when it stopped at the deadline; the
 // next Run continues). With Options.Every it may skip (Report.Skipped).
 func Run(ctx context.Context, d Deps, o Options) (*Report, error) {
+	r, err := newRunner(d, o)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+// newRunner checks d and o and prepares a run of d.Target.
+func newRunner(d Deps, o Options) (*runner, error) {
 	if d.Store == nil || d.Target.Name == "" || d.Target.Conn == nil {
 		return nil, errors.New("reconcile: a store and a target are required")
 	}
@@ -257,28 +289,26 @@ func Run(ctx context.Context, d Deps, o Options) (*Report, error) {
 		d.Now = time.Now
 	}
 	o.defaults()
-	r := &runner{
+	first := phaseLearners
+	if d.Directory != nil {
+		first = phaseDirectory
+	}
+	return &runner{
 		d: d, o: o, lister: lister, log: d.Logger.With("target", d.Target.Name),
+		name: d.Target.Name, first: first,
 		cmp:   newComparer(d.Target.Mapping, o.IgnoreFields, o.GroupsField, o.GroupsValue),
 		keys:  adoptKeys(d.Target),
 		began: d.Now(),
-	}
-	return r.run(ctx)
+	}, nil
 }
 
 func (r *runner) now() time.Time { return r.d.Now().UTC() }
 
-func (r *runner) firstPhase() string {
-	if r.d.Directory != nil {
-		return phaseDirectory
-	}
-	return phaseLearners
-}
-
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	if r.o.DryRun {
 		now := r.now()
-		r.cp = &checkpoint{RunID: newRunID(now), Started: now, Invocations: 1, Phase: r.firstPhase(), Directory: r.d.Directory != nil}
+		r.cp = &checkpoint{RunID: newRunID(now), Started: now, Invocations: 1, Phase: r.first, Directory: r.d.Directory != nil}
+		r.inherit(r.cp)
 		r.s = newState()
 	} else {
 		skip, err := r.claim(ctx)
@@ -323,7 +353,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 // claim takes the lease on the target's checkpoint and loads (or starts)
 // the run. It answers a reason when no run is due.
 func (r *runner) claim(ctx context.Context) (string, error) {
-	st, target := r.d.Store, r.d.Target.Name
+	st, target := r.d.Store, r.name
 	cp, v, err := loadCheckpoint(ctx, st, target)
 	if err != nil {
 		return "", err
@@ -334,6 +364,13 @@ func (r *runner) claim(ctx context.Context) (string, error) {
 	}
 	r.cpLoaded = *cp
 	r.s = newState()
+	if cp.Phase != phaseIdle && (cp.Parent == "") != (r.parent() == "") {
+		// A run of this target alone keeps its directory marks, one inside
+		// a run over several targets gets them from that run: neither can
+		// finish the other's.
+		r.log.InfoContext(ctx, "reconcile: the saved run was begun by another kind of run; starting again", "run", cp.RunID)
+		cp.Phase = phaseIdle
+	}
 	if cp.Phase != phaseIdle && cp.MarkChunks > 0 {
 		s, err := loadState(ctx, st, target, cp.RunID, cp.MarkGen, cp.MarkChunks)
 		if err != nil {
@@ -348,9 +385,14 @@ func (r *runner) claim(ctx context.Context) (string, error) {
 		if r.o.Every > 0 && !cp.LastCompleted.IsZero() && now.Sub(cp.LastCompleted) < r.o.Every {
 			return fmt.Sprintf("the last run finished at %s, less than %s ago", cp.LastCompleted.Format(time.RFC3339), r.o.Every), nil
 		}
-		*cp = checkpoint{RunID: newRunID(now), Phase: r.firstPhase(), Started: now, Directory: r.d.Directory != nil,
+		*cp = checkpoint{RunID: newRunID(now), Phase: r.first, Started: now, Directory: r.d.Directory != nil,
 			LastCompleted: cp.LastCompleted, LastReport: cp.LastReport}
+		r.inherit(cp)
 		r.s = newState()
+	} else if cp.Parent != r.parent() {
+		// Left unfinished by an earlier run over several targets: go on,
+		// judged against this run's (fresher) directory view.
+		r.inherit(cp)
 	}
 	cp.Invocations++
 	cp.Lease = rand.Text()
@@ -394,12 +436,18 @@ func (r *runner) suspend(ctx context.Context, cause error) (*Report, error) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	st, target := r.d.Store, r.d.Target.Name
+	st, target := r.d.Store, r.name
 	gen := r.cp.Invocations
-	n, serr := saveState(sctx, st, target, r.cp.RunID, gen, r.s, r.now())
-	if serr == nil {
-		r.cp.MarkGen, r.cp.MarkChunks = gen, n
-	} else {
+	var serr error
+	saved := r.pages > 0 // without a page done, the marks are those loaded: keep them
+	if saved {
+		var n int
+		n, serr = saveState(sctx, st, target, r.cp.RunID, gen, r.s, r.now())
+		if serr == nil {
+			r.cp.MarkGen, r.cp.MarkChunks = gen, n
+		}
+	}
+	if serr != nil {
 		// Progress without its marks would be wrong: keep what was saved
 		// before this invocation.
 		prev := r.cpLoaded
@@ -408,7 +456,7 @@ func (r *runner) suspend(ctx context.Context, cause error) (*Report, error) {
 	}
 	r.cp.Lease, r.cp.LeaseUntil = "", time.Time{}
 	_, cerr := saveCheckpoint(sctx, st, target, r.cp, r.cpVersion)
-	if serr == nil && cerr == nil {
+	if saved && serr == nil && cerr == nil {
 		if err := dropState(sctx, st, target, r.cp.RunID, gen); err != nil {
 			r.log.WarnContext(ctx, "reconcile: could not drop older saved state", "err", err)
 		}
@@ -441,7 +489,27 @@ type parkOp struct {
 func newEffects() *effects { return &effects{marks: map[uint64]uint8{}} }
 
 func (r *runner) marked(eff *effects, h uint64, m uint8) bool {
-	return (r.s.marks[h]|eff.marks[h])&m != 0
+	return (r.markOf(h)|eff.marks[h])&m != 0
+}
+
+// markOf is an identity's marks: this run's, and its parent's directory
+// marks.
+func (r *runner) markOf(h uint64) uint8 {
+	m := r.s.marks[h]
+	if r.pv != nil {
+		m |= r.pv.marks[h]
+	}
+	return m
+}
+
+// stableSince is when the directory began to be read: an identity changed
+// since then may be assigned after the read, so it is never judged
+// unassigned.
+func (r *runner) stableSince() time.Time {
+	if r.pv != nil {
+		return r.pv.started
+	}
+	return r.cp.Started
 }
 
 // drift counts one identity and queues its repair.

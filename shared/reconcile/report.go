@@ -66,6 +66,16 @@ type Report struct {
 	DirectoryActive   int               `json:"directoryActive"`
 	// Key is the Doc the report is stored under.
 	Key string `json:"key,omitempty"`
+
+	// The fields below are RunAll's. Targets holds each reconciled
+	// target's report; the report itself then sums them (see RunAll).
+	Targets []Report `json:"targets,omitempty"`
+	// FailedTargets names the targets whose run failed.
+	FailedTargets []string `json:"failedTargets,omitempty"`
+	// NotReconciled maps a target left out to why.
+	NotReconciled map[string]string `json:"notReconciled,omitempty"`
+	// Error, in an entry of Targets, is why that target's run failed.
+	Error string `json:"error,omitempty"`
 }
 
 func zeroCounts() map[Kind]int {
@@ -122,7 +132,7 @@ func (r *runner) finalize(ctx context.Context) (*Report, error) {
 			continue
 		}
 		h := key(e.id)
-		mk := r.s.marks[h]
+		mk := r.markOf(h)
 		switch {
 		case mk&mDeact != 0:
 			deacts = append(deacts, deact{i, Inactive})
@@ -192,9 +202,9 @@ func (r *runner) finalize(ctx context.Context) (*Report, error) {
 		return rep, err
 	}
 	done := &checkpoint{LastCompleted: rep.Finished, LastReport: rep.Key}
-	if _, cerr := saveCheckpoint(ctx, r.d.Store, r.d.Target.Name, done, r.cpVersion); cerr != nil {
+	if _, cerr := saveCheckpoint(ctx, r.d.Store, r.name, done, r.cpVersion); cerr != nil {
 		err = errors.Join(err, cerr)
-	} else if derr := dropState(ctx, r.d.Store, r.d.Target.Name, "", 0); derr != nil {
+	} else if derr := dropState(ctx, r.d.Store, r.name, "", 0); derr != nil {
 		r.log.WarnContext(ctx, "reconcile: could not drop saved state", "err", derr)
 	}
 	return rep, err
@@ -210,7 +220,7 @@ func (r *runner) deactivate(ctx context.Context, id string) (int64, bool, error)
 	if err != nil {
 		return 0, false, fmt.Errorf("reconcile: load identity: %w", err)
 	}
-	if !ident.Active || ident.Deleted || !ident.Modified.Before(r.cp.Started) {
+	if !ident.Active || ident.Deleted || !ident.Modified.Before(r.stableSince()) {
 		return 0, false, nil
 	}
 	res := map[string]any{}
@@ -328,8 +338,9 @@ func LatestReports(ctx context.Context, st ReportLister, target string, n int) (
 		if target != "" && !strings.HasPrefix(d.Key, ReportKind+"/"+target+"-") {
 			return
 		}
+		// The key's prefix alone would take target "absorb-eu" for "absorb".
 		var rep Report
-		if json.Unmarshal(d.Value, &rep) == nil {
+		if json.Unmarshal(d.Value, &rep) == nil && (target == "" || rep.Target == target) {
 			out = append(out, rep)
 		}
 	})

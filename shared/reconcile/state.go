@@ -19,6 +19,11 @@ const (
 	checkpointKind = "reconcile"       // "reconcile/<target>": the run's progress
 	stateKind      = "reconcilestate"  // "reconcilestate/<target>/<run>/<gen>/<n>": marks of a suspended run
 	ReportKind     = "reconcilereport" // "reconcilereport/<target>-<time>": finished runs
+
+	// allKey stands for the target in the Docs of a run over several
+	// targets ("reconcile/@all", "reconcilestate/@all/…"); a target's
+	// name cannot contain "@".
+	allKey = "@all"
 )
 
 // Phases, in order.
@@ -27,6 +32,7 @@ const (
 	phaseDirectory = "directory"
 	phaseLearners  = "learners"
 	phaseFinalize  = "finalize"
+	phaseTargets   = "targets" // a run over several targets, after the directory
 )
 
 // checkpoint is the "reconcile/<target>" Doc: where a run stands, and the
@@ -51,6 +57,20 @@ type checkpoint struct {
 
 	LastCompleted time.Time `json:"lastCompleted,omitzero"`
 	LastReport    string    `json:"lastReport,omitempty"`
+
+	// Parent, in a target's checkpoint, is the run over several targets
+	// its run belongs to ("" for Run).
+	Parent string `json:"parent,omitempty"`
+	// Targets, in the checkpoint of a run over several targets, is where
+	// each target stands in it.
+	Targets map[string]targetProgress `json:"targets,omitempty"`
+}
+
+// targetProgress is one target's part in a run over several targets.
+type targetProgress struct {
+	Done   bool   `json:"done,omitempty"`
+	Report string `json:"report,omitempty"` // the key of its stored report
+	Error  string `json:"error,omitempty"`  // it failed in this run (its own checkpoint keeps its progress)
 }
 
 // tally is what a run has counted so far.
