@@ -21,6 +21,9 @@
 // then triggers one more round, which converges because every round has
 // exactly one winner.
 //
+// The connectors run this loop through vendorhttp.Auth, which adds
+// refresh claims and a hold after a refused login.
+//
 // Implementations: Local (one process) and Dynamo (all workers, one
 // DynamoDB item). Token values are secrets: nothing in this package logs
 // them, and callers must not either.

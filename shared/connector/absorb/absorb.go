@@ -82,32 +82,22 @@
 package absorb
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
 	"github.com/learnerlink/learnerlink/shared/connector/vendorhttp"
-	"github.com/learnerlink/learnerlink/shared/tokencache"
 )
 
 // Limiter gates every request to Absorb (shared/throttle provides them).
-type Limiter interface {
-	Wait(ctx context.Context) error
-	Pause(ctx context.Context, d time.Duration) error
-}
+type Limiter = vendorhttp.Limiter
 
 // TokenCache shares the token between workers (shared/tokencache).
-type TokenCache interface {
-	Get(ctx context.Context) (tokencache.Token, error)
-	Replace(ctx context.Context, prev int64, next tokencache.Token) (tokencache.Token, error)
-}
+type TokenCache = vendorhttp.TokenCache
 
 // Config configures a Connector.
 type Config struct {
@@ -146,16 +136,14 @@ type Config struct {
 
 // Connector talks to one Absorb portal. It is safe for concurrent use.
 type Connector struct {
-	cfg   Config
-	base  string
-	hc    *http.Client
-	log   *slog.Logger
-	now   func() time.Time
-	retry vendorhttp.Retry
+	cfg    Config
+	api    *vendorhttp.API
+	log    *slog.Logger
+	now    func() time.Time
+	warned vendorhttp.Warned // unsupported Fields keys
 
-	mu     sync.Mutex
-	depts  map[string]deptEntry // folded department name → id
-	warned map[string]bool      // unsupported Fields keys already logged
+	mu    sync.Mutex
+	depts map[string]deptEntry // folded department name → id
 }
 
 type deptEntry struct {
@@ -173,7 +161,7 @@ var (
 
 // New checks cfg and returns a Connector. It makes no request.
 func New(cfg Config) (*Connector, error) {
-	base, err := checkBaseURL(cfg.BaseURL)
+	base, err := vendorhttp.BaseURL("absorb", cfg.BaseURL, true)
 	if err != nil {
 		return nil, err
 	}
@@ -188,40 +176,12 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.GroupsField != "" && !writableField(cfg.GroupsField) {
 		return nil, fmt.Errorf("absorb: GroupsField %q is not a text user field (e.g. customFields.string30)", cfg.GroupsField)
 	}
-	c := &Connector{cfg: cfg, base: base, hc: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now,
-		depts: map[string]deptEntry{}, warned: map[string]bool{}}
-	if c.hc == nil {
-		c.hc = vendorhttp.NewClient()
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	c.retry = cfg.Retry
-	if c.retry.Logger == nil {
-		c.retry.Logger = c.log
-	}
+	c := &Connector{cfg: cfg, depts: map[string]deptEntry{}}
+	c.api = vendorhttp.NewAPI(vendorhttp.API{Vendor: "absorb", Base: base, HTTP: cfg.HTTPClient, Limiter: cfg.Limiter,
+		Log: cfg.Logger, Now: cfg.Now, Retry: cfg.Retry, Decorate: c.decorate, Classify: c.classify,
+		Auth: vendorhttp.Auth{Tokens: cfg.Tokens, Login: c.authenticate, Lifetime: tokenLifetime, RefreshBefore: refreshBefore,
+			RetrySame: unauthPause, Attempts: maxAttempts,
+			Held: "absorb refused the API login recently (check username, password and private key); not trying again yet"}})
+	c.log, c.now = c.api.Log, c.api.Now
 	return c, nil
-}
-
-func checkBaseURL(raw string) (string, error) {
-	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("absorb: BaseURL %q is not an absolute URL", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("absorb: BaseURL %q must not carry credentials, a query or a fragment", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !vendorhttp.Loopback(u.Hostname()) {
-			return "", fmt.Errorf("absorb: BaseURL %q must use https (http only for loopback)", raw)
-		}
-	default:
-		return "", fmt.Errorf("absorb: BaseURL %q must use https", raw)
-	}
-	return u.String(), nil
 }

@@ -77,7 +77,7 @@ func (c *Connector) findDepartment(ctx context.Context, op, name string) (string
 		Departments []department `json:"departments"`
 	}
 	q := url.Values{"departmentName": {name}, "_limit": {strconv.Itoa(pageLimit)}, "_offset": {"0"}}
-	if err := c.do(ctx, call{op: op, method: http.MethodGet, path: "/departments", query: q}, &p); err != nil {
+	if err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: "/departments", Query: q}, &p); err != nil {
 		return "", err
 	}
 	var ids []string
@@ -101,7 +101,7 @@ func (c *Connector) findDepartment(ctx context.Context, op, name string) (string
 // such endpoint or refuses it, so the caller falls back to the default.
 func (c *Connector) createDepartment(ctx context.Context, op, name string) (string, error) {
 	var created any
-	err := c.do(ctx, call{op: op, method: http.MethodPost, path: "/departments", body: map[string]any{"name": name}}, &created)
+	err := c.do(ctx, call{Op: op, Method: http.MethodPost, Path: "/departments", Body: map[string]any{"name": name}}, &created)
 	var ce *connector.Error
 	if errors.As(err, &ce) && !ce.Retryable && (ce.NotFound || ce.Status == http.StatusMethodNotAllowed || ce.Status == http.StatusForbidden) {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "absorb: cannot create departments here; using the default", slog.Int("status", ce.Status))
@@ -164,7 +164,7 @@ func (c *Connector) SetGroups(ctx context.Context, learnerID string, groups []st
 	if len(changed) == 0 {
 		return nil
 	}
-	return c.do(ctx, call{op: op, method: http.MethodPut, path: userPath(learnerID), body: u, secrets: append(secrets(u.learner()), v)}, nil)
+	return c.do(ctx, call{Op: op, Method: http.MethodPut, Path: userPath(learnerID), Body: u, Secrets: append(secrets(u.learner()), v)}, nil)
 }
 
 // Enroll enrolls the learner in a course or curriculum (both are courses
@@ -182,14 +182,14 @@ func (c *Connector) Enroll(ctx context.Context, learnerID string, e connector.En
 	var cur struct {
 		IsActive *bool `json:"isActive"`
 	}
-	err := c.do(ctx, call{op: op, method: http.MethodGet, path: path}, &cur)
+	err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: path}, &cur)
 	switch {
 	case err == nil && (cur.IsActive == nil || *cur.IsActive):
 		return nil // already enrolled
 	case err != nil && !connector.IsNotFound(err):
 		return err
 	}
-	err = c.do(ctx, call{op: op, method: http.MethodPost, path: path, body: json.RawMessage(`{}`)}, nil)
+	err = c.do(ctx, call{Op: op, Method: http.MethodPost, Path: path, Body: json.RawMessage(`{}`)}, nil)
 	var ce *connector.Error
 	if errors.As(err, &ce) && ce.Status == http.StatusConflict {
 		return nil // enrolled meanwhile

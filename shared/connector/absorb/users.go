@@ -241,7 +241,7 @@ func (c *Connector) applyFields(ctx context.Context, u user, fields map[string]s
 			unknown = append(unknown, k)
 		}
 	}
-	c.warnUnknown(ctx, unknown)
+	c.warned.Log(ctx, c.log, "absorb: ignoring fields Absorb does not have", unknown)
 	return changed, nil
 }
 
@@ -263,26 +263,6 @@ func customValue(kind, v string) (any, error) {
 		return b, nil
 	}
 	return v, nil
-}
-
-// warnUnknown logs, once per connector, the names of Fields Absorb has no
-// place for.
-func (c *Connector) warnUnknown(ctx context.Context, keys []string) {
-	if len(keys) == 0 {
-		return
-	}
-	c.mu.Lock()
-	var fresh []string
-	for _, k := range keys {
-		if !c.warned[k] {
-			c.warned[k] = true
-			fresh = append(fresh, k)
-		}
-	}
-	c.mu.Unlock()
-	if len(fresh) > 0 {
-		c.log.LogAttrs(ctx, slog.LevelWarn, "absorb: ignoring fields Absorb does not have", slog.Any("fields", fresh))
-	}
 }
 
 // secrets lists a learner's values to keep out of error text.
@@ -311,7 +291,7 @@ func (c *Connector) getUser(ctx context.Context, op, id string) (user, error) {
 		return nil, &connector.Error{Op: op, NotFound: true, Err: errors.New("empty learner id")}
 	}
 	var u user
-	if err := c.do(ctx, call{op: op, method: http.MethodGet, path: userPath(id)}, &u); err != nil {
+	if err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: userPath(id)}, &u); err != nil {
 		return nil, err
 	}
 	if u == nil {
@@ -369,7 +349,7 @@ func (c *Connector) listUsers(ctx context.Context, op, filter string, offset int
 		q.Set("_filter", filter)
 	}
 	var p userPage
-	if err := c.do(ctx, call{op: op, method: http.MethodGet, path: "/users", query: q, secrets: secrets}, &p); err != nil {
+	if err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: "/users", Query: q, Secrets: secrets}, &p); err != nil {
 		return nil, false, err
 	}
 	// Absorb's rule is "increment _offset until an empty page"; a short
@@ -426,7 +406,7 @@ func (c *Connector) Create(ctx context.Context, l connector.Learner) (string, er
 	u["password"] = pw
 	var created any
 	sec := append(secrets(l), pw)
-	if err := c.do(ctx, call{op: op, method: http.MethodPost, path: "/users", body: u, secrets: sec}, &created); err != nil {
+	if err := c.do(ctx, call{Op: op, Method: http.MethodPost, Path: "/users", Body: u, Secrets: sec}, &created); err != nil {
 		return "", err
 	}
 	if id := idOf(created); id != "" {
@@ -480,7 +460,7 @@ func (c *Connector) Update(ctx context.Context, l connector.Learner) error {
 		return nil
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "absorb: updating learner", slog.String("id", l.ID), slog.Any("fields", changed))
-	return c.do(ctx, call{op: op, method: http.MethodPut, path: userPath(l.ID), body: u, secrets: secrets(l)}, nil)
+	return c.do(ctx, call{Op: op, Method: http.MethodPut, Path: userPath(l.ID), Body: u, Secrets: secrets(l)}, nil)
 }
 
 // UpsertBatch creates or updates many learners with POST /users/upload,
@@ -568,7 +548,7 @@ func (c *Connector) uploadChunk(ctx context.Context, op string, ls []connector.L
 		Key   string `json:"key"`
 		Value string `json:"value"`
 	}
-	if err := c.do(ctx, call{op: op, method: http.MethodPost, path: "/users/upload", body: rows, secrets: sec}, &answer); err != nil {
+	if err := c.do(ctx, call{Op: op, Method: http.MethodPost, Path: "/users/upload", Body: rows, Secrets: sec}, &answer); err != nil {
 		failAll(rowIdx, err)
 		return
 	}

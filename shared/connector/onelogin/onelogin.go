@@ -150,14 +150,11 @@
 package onelogin
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
@@ -170,16 +167,10 @@ import (
 const DefaultOriginMarkerField = "learnerlink_origin"
 
 // Limiter gates every request to OneLogin (shared/throttle provides them).
-type Limiter interface {
-	Wait(ctx context.Context) error
-	Pause(ctx context.Context, d time.Duration) error
-}
+type Limiter = vendorhttp.Limiter
 
 // TokenCache shares the token between workers (shared/tokencache).
-type TokenCache interface {
-	Get(ctx context.Context) (tokencache.Token, error)
-	Replace(ctx context.Context, prev int64, next tokencache.Token) (tokencache.Token, error)
-}
+type TokenCache = vendorhttp.TokenCache
 
 // Config configures a Connector.
 type Config struct {
@@ -225,17 +216,12 @@ type Config struct {
 // Connector talks to one OneLogin account. It is safe for concurrent use.
 type Connector struct {
 	cfg    Config
-	base   string
-	hc     *http.Client
+	api    *vendorhttp.API
 	log    *slog.Logger
 	now    func() time.Time
-	retry  vendorhttp.Retry
-	tokens TokenCache
-	roles  map[string]int // folded group name → role id
-	marker string         // the origin custom attribute
-
-	mu     sync.Mutex
-	warned map[string]bool // unsupported Fields keys already logged
+	roles  map[string]int    // folded group name → role id
+	marker string            // the origin custom attribute
+	warned vendorhttp.Warned // unsupported Fields keys
 }
 
 var (
@@ -260,7 +246,7 @@ func isShortname(s string) bool {
 
 // New checks cfg and returns a Connector. It makes no request.
 func New(cfg Config) (*Connector, error) {
-	base, err := checkBaseURL(cfg.BaseURL)
+	base, err := vendorhttp.BaseURL("onelogin", cfg.BaseURL, false)
 	if err != nil {
 		return nil, err
 	}
@@ -296,24 +282,16 @@ func New(cfg Config) (*Connector, error) {
 		}
 		roles[folded] = id
 	}
-	c := &Connector{cfg: cfg, base: base, hc: cfg.HTTPClient, log: cfg.Logger, now: cfg.Now,
-		tokens: cfg.Tokens, roles: roles, marker: marker, warned: map[string]bool{}}
-	if c.hc == nil {
-		c.hc = vendorhttp.NewClient()
+	c := &Connector{cfg: cfg, roles: roles, marker: marker}
+	tokens := cfg.Tokens
+	if tokens == nil {
+		tokens = tokencache.NewLocal()
 	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.tokens == nil {
-		c.tokens = tokencache.NewLocal()
-	}
-	c.retry = cfg.Retry
-	if c.retry.Logger == nil {
-		c.retry.Logger = c.log
-	}
+	c.api = vendorhttp.NewAPI(vendorhttp.API{Vendor: "onelogin", Base: base, HTTP: cfg.HTTPClient, Limiter: cfg.Limiter,
+		Log: cfg.Logger, Now: cfg.Now, Retry: cfg.Retry, Classify: c.classify, Answered: c.answered,
+		Auth: vendorhttp.Auth{Tokens: tokens, Login: c.fetchToken, RefreshBefore: refreshBefore, Attempts: maxAttempts,
+			Held: "onelogin refused the API credential recently (check client id, secret and the owning admin); not trying again yet"}})
+	c.log, c.now = c.api.Log, c.api.Now
 	return c, nil
 }
 
@@ -322,24 +300,3 @@ func (c *Connector) ClientID() string { return c.cfg.ClientID }
 
 // IsEcho reports whether ev was caused by this connector's own API calls.
 func (c *Connector) IsEcho(ev Event) bool { return IsEcho(ev, c.cfg.ClientID) }
-
-func checkBaseURL(raw string) (string, error) {
-	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("onelogin: BaseURL %q is not an absolute URL", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil || (u.Path != "" && u.Path != "/") {
-		return "", fmt.Errorf("onelogin: BaseURL %q must be just scheme and host", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !vendorhttp.Loopback(u.Hostname()) {
-			return "", fmt.Errorf("onelogin: BaseURL %q must use https (http only for loopback)", raw)
-		}
-	default:
-		return "", fmt.Errorf("onelogin: BaseURL %q must use https", raw)
-	}
-	u.Path = ""
-	return u.String(), nil
-}

@@ -209,7 +209,7 @@ func (c *Connector) Events(ctx context.Context, since time.Time, cursor string) 
 			AfterCursor any `json:"after_cursor"`
 		} `json:"pagination"`
 	}
-	if _, err := c.do(ctx, call{op: op, method: http.MethodGet, path: "/api/1/events", query: q}, &page); err != nil {
+	if _, err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: "/api/1/events", Query: q}, &page); err != nil {
 		return nil, "", err
 	}
 	next := text(page.Pagination.AfterCursor)

@@ -130,7 +130,7 @@ func (c *Connector) getUser(ctx context.Context, op, id string) (user, error) {
 		return nil, err
 	}
 	var u user
-	if _, err := c.do(ctx, call{op: op, method: http.MethodGet, path: userPath(n)}, &u); err != nil {
+	if _, err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: userPath(n)}, &u); err != nil {
 		return nil, err
 	}
 	if u == nil {
@@ -171,7 +171,7 @@ func (c *Connector) Find(ctx context.Context, key connector.Key) ([]connector.Le
 			q.Set("cursor", cursor)
 		}
 		var users []user
-		h, err := c.do(ctx, call{op: op, method: http.MethodGet, path: "/api/2/users", query: q, secrets: []string{key.Value}}, &users)
+		h, err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: "/api/2/users", Query: q, Secrets: []string{key.Value}}, &users)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +200,7 @@ func (c *Connector) List(ctx context.Context, cursor string) ([]connector.Learne
 		q.Set("cursor", cursor)
 	}
 	var users []user
-	h, err := c.do(ctx, call{op: op, method: http.MethodGet, path: "/api/2/users", query: q}, &users)
+	h, err := c.do(ctx, call{Op: op, Method: http.MethodGet, Path: "/api/2/users", Query: q}, &users)
 	if err != nil {
 		return nil, "", err
 	}
@@ -236,7 +236,7 @@ func (c *Connector) Create(ctx context.Context, l connector.Learner) (string, er
 	}
 	c.stamp(ctx, body, l)
 	var created user
-	if _, err := c.do(ctx, call{op: op, method: http.MethodPost, path: "/api/2/users", query: c.mappingsQuery(), body: body, secrets: secrets(l)}, &created); err != nil {
+	if _, err := c.do(ctx, call{Op: op, Method: http.MethodPost, Path: "/api/2/users", Query: c.mappingsQuery(), Body: body, Secrets: secrets(l)}, &created); err != nil {
 		return "", err
 	}
 	id := created.str("id")
@@ -265,7 +265,7 @@ func (c *Connector) Update(ctx context.Context, l connector.Learner) error {
 	c.stamp(ctx, body, l)
 	c.log.LogAttrs(ctx, slog.LevelDebug, "onelogin: updating learner", slog.String("id", l.ID), slog.Any("attributes", changed))
 	id, _ := userID(op, l.ID)
-	_, err = c.do(ctx, call{op: op, method: http.MethodPut, path: userPath(id), query: c.mappingsQuery(), body: body, secrets: secrets(l)}, nil)
+	_, err = c.do(ctx, call{Op: op, Method: http.MethodPut, Path: userPath(id), Query: c.mappingsQuery(), Body: body, Secrets: secrets(l)}, nil)
 	return err
 }
 
@@ -365,7 +365,7 @@ func (c *Connector) changes(ctx context.Context, op string, cur user, l connecto
 	if len(ca) > 0 {
 		body["custom_attributes"] = ca
 	}
-	c.warnUnknown(ctx, unknown)
+	c.warned.Log(ctx, c.log, "onelogin: ignoring fields OneLogin does not have", unknown)
 	return body, names, nil
 }
 
@@ -399,26 +399,6 @@ func (c *Connector) manager(ctx context.Context, externalID string) (string, boo
 		return "", false, nil
 	}
 	return found[0].ID, true, nil
-}
-
-// warnUnknown logs, once per connector, the names of Fields OneLogin has
-// no place for.
-func (c *Connector) warnUnknown(ctx context.Context, keys []string) {
-	if len(keys) == 0 {
-		return
-	}
-	c.mu.Lock()
-	var fresh []string
-	for _, k := range keys {
-		if !c.warned[k] {
-			c.warned[k] = true
-			fresh = append(fresh, k)
-		}
-	}
-	c.mu.Unlock()
-	if len(fresh) > 0 {
-		c.log.LogAttrs(ctx, slog.LevelWarn, "onelogin: ignoring fields OneLogin does not have", slog.Any("fields", fresh))
-	}
 }
 
 // SetGroups makes the learner hold exactly the roles its groups map to,
@@ -459,12 +439,12 @@ func (c *Connector) SetGroups(ctx context.Context, learnerID string, groups []st
 	}
 	body := []int64{id}
 	for _, rid := range add {
-		if _, err := c.do(ctx, call{op: op, method: http.MethodPost, path: rolePath(rid), body: body}, nil); err != nil {
+		if _, err := c.do(ctx, call{Op: op, Method: http.MethodPost, Path: rolePath(rid), Body: body}, nil); err != nil {
 			return err
 		}
 	}
 	for _, rid := range remove {
-		if _, err := c.do(ctx, call{op: op, method: http.MethodDelete, path: rolePath(rid), body: body}, nil); err != nil {
+		if _, err := c.do(ctx, call{Op: op, Method: http.MethodDelete, Path: rolePath(rid), Body: body}, nil); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,11 @@
 // Package vendorhttp holds the HTTP plumbing the target connectors
 // (absorb, onelogin, scimout) share: redacting vendor error text, mapping
 // an HTTP status to a *connector.Error, bounded body reads, transport
-// error handling, JSON decoding, the default client and the in-request
-// retry policy (Retry). What is specific
-// to a vendor (its error body, its rate-limit headers, its duplicate
-// detection) stays in the connector.
+// error handling, JSON decoding, the default client, the in-request
+// retry policy (Retry), a bearer token shared by every worker (Auth) and
+// the JSON call loop built on them (API). What is specific to a vendor
+// (how it logs in, its error body, its rate-limit headers, its duplicate
+// detection) stays in the connector, passed in as hooks.
 package vendorhttp
 
 import (
@@ -21,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -211,6 +213,31 @@ func Loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// BaseURL checks raw, a connector's API base: absolute, https (http only
+// for Loopback hosts), without credentials, a query, a fragment or (path
+// false) a path. It returns it without a trailing slash; errors start
+// with vendor.
+func BaseURL(vendor, raw string, path bool) (string, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("%s: BaseURL %q is not an absolute URL", vendor, raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil || (!path && u.Path != "") {
+		what := "scheme, host and path"
+		if !path {
+			what = "scheme and host"
+		}
+		return "", fmt.Errorf("%s: BaseURL %q must be just %s", vendor, raw, what)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && Loopback(u.Hostname()):
+	default:
+		return "", fmt.Errorf("%s: BaseURL %q must use https (http only for loopback)", vendor, raw)
+	}
+	return u.String(), nil
+}
+
 // NewClient returns the connectors' default client: bounded TLS handshake,
 // response-header and overall timeouts, 16 idle connections per host.
 func NewClient() *http.Client {
@@ -219,4 +246,31 @@ func NewClient() *http.Client {
 	tr.ResponseHeaderTimeout = 30 * time.Second
 	tr.MaxIdleConnsPerHost = 16
 	return &http.Client{Transport: tr, Timeout: 45 * time.Second}
+}
+
+// Warned logs each name once per connector (e.g. Fields keys the vendor
+// has no place for). The zero value is ready; it is safe for concurrent
+// use.
+type Warned struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// Log logs msg as a warning with the names not logged before, if any.
+func (w *Warned) Log(ctx context.Context, log *slog.Logger, msg string, names []string) {
+	w.mu.Lock()
+	var fresh []string
+	for _, n := range names {
+		if !w.seen[n] {
+			if w.seen == nil {
+				w.seen = map[string]bool{}
+			}
+			w.seen[n] = true
+			fresh = append(fresh, n)
+		}
+	}
+	w.mu.Unlock()
+	if len(fresh) > 0 {
+		log.LogAttrs(ctx, slog.LevelWarn, msg, slog.Any("fields", fresh))
+	}
 }
