@@ -92,7 +92,14 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	if r.Store, err = bolt.Open(filepath.Join(s.DataDir, "store.db")); err != nil {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
-	if r.Queue, err = disk.Open(filepath.Join(s.DataDir, "queue.db"), disk.Options{MaxReceives: s.MaxReceives}); err != nil {
+	if r.Queue, err = disk.Open(filepath.Join(s.DataDir, "queue.db"), disk.Options{
+		MaxReceives: s.MaxReceives,
+		// Long enough for a batch whose requests wait out 429s and in-call
+		// retries (an expired message is redelivered while still being
+		// worked on, spending a receive); a crashed runner's messages
+		// come back at once on restart anyway.
+		VisibilityTimeout: 5 * time.Minute,
+	}); err != nil {
 		return nil, fmt.Errorf("allinone: %w", err)
 	}
 	if usesSandbox(s) {
