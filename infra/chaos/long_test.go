@@ -9,7 +9,7 @@ import (
 )
 
 // TestConvergenceLong is the long run (LongConfig: 10,000 changes over
-// 1,000 people, a dozen kills; about an hour and a half under the full
+// 1,000 people, a dozen kills; about 20 minutes on 2 cores under the full
 // fault mix), strict about dead letters. Not part of CI:
 //
 //	go test -tags long -timeout 4h -run TestConvergenceLong ./infra/chaos

@@ -15,7 +15,7 @@
 // dead-letter queue is empty. A dry-run reconciliation afterwards reports
 // whatever drift it would still find.
 //
-//	go run ./infra/chaos -n 10000                  # the long run (LongConfig; about an hour)
+//	go run ./infra/chaos -n 10000                  # the long run (LongConfig; about 20 minutes)
 //	go test ./infra/chaos -run TestConvergenceShort # what CI runs (ShortConfig; 1-2 minutes)
 //	go run ./infra/chaos -n 1000 -users 100 -renames -spread 30s   # also rename pushed groups
 //
