@@ -139,6 +139,13 @@ type Identities interface {
 	GetIdentityByUserName(ctx context.Context, userName string) (*Identity, error)
 	// FindIdentitiesByExternalID returns live identities with that externalId.
 	FindIdentitiesByExternalID(ctx context.Context, externalID string) ([]*Identity, error)
+	// FindTombstonesByExternalID returns the tombstones (Deleted) whose
+	// identity carried that externalId when it was deleted; nil for an
+	// empty externalId. Workers use it to tell which incarnation of a
+	// person deleted and provisioned again is the newest. Tombstones
+	// written before a store supported this are not found (acceptable:
+	// they are long synced).
+	FindTombstonesByExternalID(ctx context.Context, externalID string) ([]*Identity, error)
 	// UpdateIdentity replaces a live identity if its stored Version equals
 	// expectedVersion (else ErrVersionConflict), sets id.Version to
 	// expectedVersion+1 and marks it pending.

@@ -207,3 +207,209 @@ func TestDeleteThenReprovisionSameExternalID(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletedTwice: A is deleted, B (same externalId) provisioned and
+// deleted too, maybe C provisioned after that. The newest incarnation owns
+// the learner whatever order the syncs run or land in: C active if it
+// exists, else B's profile, inactive. The older links let go of it.
+func TestDeletedTwice(t *testing.T) {
+	cases := []struct {
+		name string
+		// first: "A" or "B", whose tombstone syncs first (one after the
+		// other); unused with holdA.
+		first string
+		// bSynced: B's create is synced before B is deleted.
+		bSynced bool
+		// holdA: A's sync starts before B exists and its deactivation
+		// lands only after every other sync is done.
+		holdA bool
+		// withC: C is provisioned (live) after B's delete.
+		withC bool
+	}{
+		{name: "newer tombstone syncs first", first: "B", bSynced: true},
+		{name: "older tombstone syncs first", first: "A", bSynced: true},
+		{name: "older tombstone syncs first, newer never synced live", first: "A"},
+		{name: "older deactivation lands last", holdA: true, bSynced: true},
+		{name: "live third incarnation, tombstones first", first: "A", bSynced: true, withC: true},
+		{name: "live third incarnation, older deactivation lands last", holdA: true, bSynced: true, withC: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b, c := jane(), jane(), jane()
+			b.id, b.last, b.title = "id-jane-2", "Doe-Smith", "Sales Director"
+			c.id, c.last, c.title = "id-jane-3", "Doe-Jones", "VP Sales"
+
+			aAtTarget, rest := newGate(), newGate()
+			var mu sync.Mutex
+			held := false
+			h := &hooks{}
+			h.update = func(ctx context.Context, l connector.Learner) error {
+				mu.Lock()
+				hold := tc.holdA && !held && !l.Active && l.LastName == a.last
+				held = held || hold
+				mu.Unlock()
+				if hold {
+					aAtTarget.open()
+					if err := rest.wait(ctx, "the other syncs"); err != nil {
+						return err
+					}
+				}
+				return h.Connector.Update(ctx, l)
+			}
+			f := newFixture(t, options{wrap: func(c connector.Connector) connector.Connector { h.Connector = c; return h }})
+			other := f.worker(worker.Config{Rand: func() float64 { return 0.5 }})
+			syncOther := func(in queue.Intent) {
+				t.Helper()
+				if err := other.Sync(f.ctx, in); err != nil {
+					t.Fatalf("sync %+v: %v", in, err)
+				}
+			}
+			f.sync(f.create(a))
+			learner := f.only().ID
+
+			delA := f.delete(a)
+			errA := make(chan error, 1)
+			if tc.holdA {
+				go func() { errA <- f.w.Sync(f.ctx, delA) }()
+				if err := aAtTarget.wait(f.ctx, "A's deactivation"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			inB := f.create(b)
+			if tc.bSynced {
+				syncOther(inB)
+			}
+			delB := f.delete(b)
+			var inC queue.Intent
+			if tc.withC {
+				inC = f.create(c)
+			}
+			switch {
+			case tc.holdA:
+				syncOther(delB)
+				if tc.withC {
+					syncOther(inC)
+				}
+				rest.open()
+				if err := <-errA; err != nil {
+					t.Fatalf("sync A: %v", err)
+				}
+			case tc.first == "A":
+				f.sync(delA)
+				syncOther(delB)
+			default:
+				syncOther(delB)
+				f.sync(delA)
+			}
+			if tc.withC && !tc.holdA {
+				syncOther(inC)
+			}
+
+			owner, want, released := b, false, []person{a}
+			if tc.withC {
+				owner, want, released = c, true, []person{a, b}
+			}
+			check := func(when string) {
+				t.Helper()
+				l := f.only()
+				if l.ID != learner || l.Active != want || l.LastName != owner.last || l.Fields["jobTitle"] != owner.title {
+					t.Errorf("%s: learner = %+v, want %s active=%v with %s's profile", when, l.Learner, learner, want, owner.id)
+				}
+				if lo := f.link(owner.id); lo == nil || lo.LearnerID != learner {
+					t.Errorf("%s: %s's link = %+v, want learner %s", when, owner.id, lo, learner)
+				}
+				for _, p := range released {
+					if lp := f.link(p.id); lp == nil || lp.LearnerID != "" {
+						t.Errorf("%s: %s's link = %+v, want the learner released", when, p.id, lp)
+					}
+				}
+			}
+			check("after the syncs")
+			for _, in := range []queue.Intent{delA, delB} {
+				if l := f.link(in.IdentityID); l == nil || l.SyncedVersion != in.Version || f.pending(in.IdentityID) {
+					t.Errorf("%s's link = %+v (pending %v), want synced at %d", in.IdentityID, l, f.pending(in.IdentityID), in.Version)
+				}
+			}
+			for _, p := range released {
+				if !f.hasAudit(p.id, "learner.release", owner.id) {
+					t.Errorf("no learner.release audit record for %s naming %s", p.id, owner.id)
+				}
+			}
+			// Later Forces of the tombstones (a redrive, an old reconcile
+			// intent) change nothing.
+			for _, in := range []queue.Intent{delA, delB} {
+				in.Force = true
+				f.sync(in)
+			}
+			check("after Forces of the tombstones")
+		})
+	}
+}
+
+// TestTombstoneHandsOverToOlderLiveIdentity: two live identities shared an
+// external id (B created the learner, A's adopt was refused), then B was
+// deleted. A owns the learner although B is newer; B's hand-over only
+// tries A's lock (waiting could deadlock), so while A's own sync runs it
+// retries instead.
+func TestTombstoneHandsOverToOlderLiveIdentity(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "free", true: "busy"}[busy], func(t *testing.T) {
+			a, b := jane(), jane()
+			b.id, b.user, b.email, b.last = "id-jane-2", "jane.doe2@example.com", "jane.doe2@example.com", "Doe-Smith"
+			atTarget, done := newGate(), newGate()
+			var mu sync.Mutex
+			held := false
+			h := &hooks{}
+			h.update = func(ctx context.Context, l connector.Learner) error {
+				mu.Lock()
+				hold := busy && !held && l.Active && l.LastName == a.last
+				held = held || hold
+				mu.Unlock()
+				if hold {
+					atTarget.open()
+					if err := done.wait(ctx, "B's first attempt"); err != nil {
+						return err
+					}
+				}
+				return h.Connector.Update(ctx, l)
+			}
+			f := newFixture(t, options{wrap: func(c connector.Connector) connector.Connector { h.Connector = c; return h }})
+			inA := f.create(a)
+			f.sync(f.create(b)) // B creates the learner
+			learner := f.only().ID
+			if err := f.w.Sync(f.ctx, inA); err == nil || connector.IsRetryable(err) {
+				t.Fatalf("sync A while B is live = %v, want a permanent conflict", err)
+			}
+			delB := f.delete(b)
+			if busy {
+				errA := make(chan error, 1)
+				go func() { errA <- f.w.Sync(f.ctx, inA) }() // A adopts; held at the target
+				if err := atTarget.wait(f.ctx, "A's adopt"); err != nil {
+					t.Fatal(err)
+				}
+				err := f.w.Sync(f.ctx, delB)
+				done.open()
+				if err == nil || !connector.IsRetryable(err) {
+					t.Fatalf("sync B while A's sync runs = %v, want a retryable error", err)
+				}
+				if l := f.link(b.id); l == nil || l.LearnerID != learner {
+					t.Fatalf("B's link let go of the learner before the hand-over: %+v", l)
+				}
+				if err := <-errA; err != nil {
+					t.Fatalf("sync A: %v", err)
+				}
+			}
+			f.sync(delB)
+			l := f.only()
+			if l.ID != learner || !l.Active || l.LastName != a.last {
+				t.Errorf("learner = %+v, want %s active with A's profile", l.Learner, learner)
+			}
+			if la := f.link(a.id); la == nil || la.LearnerID != learner {
+				t.Errorf("A's link = %+v, want learner %s", la, learner)
+			}
+			if lb := f.link(b.id); lb == nil || lb.LearnerID != "" || lb.SyncedVersion != delB.Version {
+				t.Errorf("B's link = %+v, want the learner released at version %d", lb, delB.Version)
+			}
+		})
+	}
+}

@@ -28,12 +28,15 @@
 // A person deleted and provisioned again (Entra restore, Okta unassign
 // with delete then re-assign) is a tombstone and a live identity with the
 // same external id, synced in different queue groups, maybe at once in
-// different processes. The live one owns the learner: the tombstone's
-// sync does not switch it off when the live identity exists, and when
-// that identity appears while the deactivation is under way, the
-// tombstone re-checks after the target acknowledged it and pushes the
-// live identity's state again (Force, Reason "worker.handover"). Either
-// way the tombstone's link then lets go of the learner ("learner.release").
+// different processes; deleted again, it is two tombstones. The newest
+// incarnation owns the learner: a live identity, else the tombstone
+// created last (Created, then ID). A tombstone's sync does not write the
+// learner when a newer incarnation exists, and when one appears while its
+// deactivation is under way, it re-checks after the target acknowledged
+// it and pushes the newest one's state again (Force, Reason
+// "worker.handover"): active for a live identity, the newer tombstone's
+// own inactive profile otherwise. Either way the tombstone's link then
+// lets go of the learner ("learner.release").
 //
 // An ambiguous match (several learners, or one carrying another external
 // id) is never guessed at: it goes to Config.OnConflict for a human when
@@ -64,6 +67,7 @@ import (
 type Store interface {
 	GetIdentity(ctx context.Context, id string) (*store.Identity, error)
 	FindIdentitiesByExternalID(ctx context.Context, externalID string) ([]*store.Identity, error)
+	FindTombstonesByExternalID(ctx context.Context, externalID string) ([]*store.Identity, error)
 	GetIdentityByUserName(ctx context.Context, userName string) (*store.Identity, error)
 	GroupsOf(ctx context.Context, userID string) ([]store.Member, error)
 	GetLink(ctx context.Context, identityID, target string) (*store.Link, error)
@@ -365,11 +369,19 @@ func (w *Worker) Sync(ctx context.Context, in queue.Intent) error {
 // Worker, while another target's sync of it goes ahead (a target that is
 // down must not hold up the others).
 func (w *Worker) lockedSyncTarget(ctx context.Context, t *Target, in queue.Intent, ident *store.Identity, groups []store.Member) error {
-	unlock, err := w.busy.lock(ctx, ident.ID+"#"+t.Name)
+	unlock, err := w.busy.lock(ctx, lockKey(ident, t))
 	if err != nil {
 		return fmt.Errorf("worker: wait for a concurrent sync of the identity: %w", err)
 	}
 	defer unlock()
+	return w.targetSync(ctx, t, in, ident, groups)
+}
+
+func lockKey(ident *store.Identity, t *Target) string { return ident.ID + "#" + t.Name }
+
+// targetSync runs syncTarget in the target's context; the caller holds
+// the (identity, target) lock.
+func (w *Worker) targetSync(ctx context.Context, t *Target, in queue.Intent, ident *store.Identity, groups []store.Member) error {
 	if t.Context != nil {
 		ctx = t.Context(ctx, ident)
 	}
@@ -463,10 +475,10 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 	next.ExternalID = learner.ExternalID
 
 	if ident.Deleted {
-		// Deleted, then provisioned again (Entra restore, Okta re-assign):
-		// the live identity owns the learner; switching it off would undo
-		// that identity's sync.
-		owners, err := r.liveOwners(ctx, learner)
+		// Deleted, then provisioned again (Entra restore, Okta re-assign),
+		// maybe deleted again: the newest incarnation owns the learner;
+		// writing this one's state would undo that identity's sync.
+		owners, err := r.newerIncarnations(ctx, learner)
 		if err != nil {
 			return err
 		}
@@ -541,10 +553,11 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 	}
 	if ident.Deleted && next.LearnerID != "" {
 		// Look again now that the target has acknowledged our writes: a
-		// live identity created meanwhile may have adopted the learner
-		// before our deactivation landed. Its store write precedes its
-		// target write, so it always shows up here when that happened.
-		owners, err := r.liveOwners(ctx, learner)
+		// newer incarnation (live, or deleted again since) may have
+		// written the learner before our deactivation landed. Its store
+		// write precedes its target write, so it always shows up here
+		// when that happened.
+		owners, err := r.newerIncarnations(ctx, learner)
 		if err != nil {
 			return err
 		}
@@ -555,92 +568,144 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 	return w.putLink(ctx, ident, next, hash, applied)
 }
 
-// liveOwners lists the live identities that carry a tombstone's external
-// id, when its learner is found by that id (the mapping writes the IdP's
-// id): such an identity adopts the learner, so it owns it.
-func (r *run) liveOwners(ctx context.Context, l connector.Learner) ([]string, error) {
+// newerIncarnations lists, newest first, the other identities that carry
+// a tombstone's external id and own its learner before it does: every live
+// identity, then the tombstones newer than this one. It looks only when
+// the learner is found by that id (the mapping writes the IdP's id).
+func (r *run) newerIncarnations(ctx context.Context, l connector.Learner) ([]*store.Identity, error) {
 	ext := r.ident.ExternalID
 	if ext == "" || !strings.EqualFold(l.ExternalID, ext) {
 		return nil, nil
 	}
-	same, err := r.w.st.FindIdentitiesByExternalID(ctx, ext)
+	live, err := r.w.st.FindIdentitiesByExternalID(ctx, ext)
 	if err != nil {
 		return nil, fmt.Errorf("look for a live identity with the same external id: %w", err)
 	}
-	var out []string
-	for _, id := range same {
+	dead, err := r.w.st.FindTombstonesByExternalID(ctx, ext)
+	if err != nil {
+		return nil, fmt.Errorf("look for newer tombstones with the same external id: %w", err)
+	}
+	var out []*store.Identity
+	for _, id := range live {
 		if id.ID != r.ident.ID && !id.Deleted {
-			out = append(out, id.ID)
+			out = append(out, id)
 		}
 	}
-	slices.Sort(out)
+	for _, id := range dead {
+		if id.ID != r.ident.ID && id.Deleted && newer(id, r.ident) {
+			out = append(out, id)
+		}
+	}
+	slices.SortFunc(out, func(a, b *store.Identity) int {
+		switch {
+		case a.Deleted != b.Deleted: // live first
+			if !a.Deleted {
+				return -1
+			}
+			return 1
+		case newer(a, b):
+			return -1
+		case newer(b, a):
+			return 1
+		}
+		return 0
+	})
 	return out, nil
 }
 
-// release settles a tombstone whose learner belongs to live identities:
-// it hands the learner over and records the link without it (the row
-// stays, so the version bookkeeping and the pending mark still work).
+// newer orders incarnations of a person: by Created, then by ID, so that
+// the order is total and every process agrees on it.
+func newer(a, b *store.Identity) bool {
+	if c := a.Created.Compare(b.Created); c != 0 {
+		return c > 0
+	}
+	return a.ID > b.ID
+}
+
+// release settles a tombstone that has newer incarnations (owners, newest
+// first): it hands the learner over to the newest and records the link
+// without it (the row stays, so the version bookkeeping and the pending
+// mark still work).
 //
-// The hand-over pushes each owner's state with Force even when this sync
-// wrote nothing: an earlier attempt may have sent a deactivation that
-// landed after the owner's own sync (a crash before the acknowledgement
-// leaves no trace), and one repair read per re-provisioned person is
-// cheap. Until every push succeeds the tombstone's message retries, and
-// its link keeps the learner, so the retry hands over again.
-func (r *run) release(ctx context.Context, next *store.Link, owners []string) error {
+// The hand-over pushes the newest one's state with Force even when this
+// sync wrote nothing: an earlier attempt may have sent a deactivation that
+// landed after that identity's own sync (a crash before the
+// acknowledgement leaves no trace), and one repair read per re-provisioned
+// person is cheap. Until the push succeeds the tombstone's message
+// retries, and its link keeps the learner, so the retry hands over again.
+func (r *run) release(ctx context.Context, next *store.Link, owners []*store.Identity) error {
+	owner := owners[0]
 	if next.LearnerID != "" {
-		for _, o := range owners {
-			err := r.w.handover(ctx, r.t, r.in, o)
-			var ce *connector.Error
-			if errors.As(err, &ce) && ce.Conflict {
-				// The owner's match is ambiguous and waits for a human
-				// (its own sync parks or reviews it the same way): not
-				// ours to retry.
-				r.w.cfg.Logger.WarnContext(ctx, "hand-over left for review", "identity", r.ident.ID, "owner", o, "target", r.t.Name)
-				continue
-			}
-			if err != nil {
-				r.audit(ctx, "learner.release", "hand-over to live identity "+o, err)
-				return &connector.Error{Op: "handover", Retryable: true, RetryAfter: connector.RetryAfterOf(err),
-					Err: fmt.Errorf("push the state of live identity %s: %w", o, err)}
-			}
+		err := r.w.handover(ctx, r.t, r.in, r.ident, owner)
+		var ce *connector.Error
+		switch {
+		case errors.As(err, &ce) && ce.Conflict:
+			// The owner's match is ambiguous and waits for a human (its
+			// own sync parks or reviews it the same way): not ours to
+			// retry.
+			r.w.cfg.Logger.WarnContext(ctx, "hand-over left for review", "identity", r.ident.ID, "owner", owner.ID, "target", r.t.Name)
+		case err != nil:
+			r.audit(ctx, "learner.release", "hand-over to newer identity "+owner.ID, err)
+			return &connector.Error{Op: "handover", Retryable: true, RetryAfter: connector.RetryAfterOf(err),
+				Err: fmt.Errorf("push the state of newer identity %s: %w", owner.ID, err)}
 		}
-		r.audit(ctx, "learner.release", "a live identity carries the same external id and owns the learner: "+strings.Join(owners, ", "), nil)
+		what := "a live identity"
+		if owner.Deleted {
+			what = "a newer tombstone"
+		}
+		r.audit(ctx, "learner.release", what+" carries the same external id and owns the learner: "+owner.ID, nil)
 	}
 	next.LearnerID, next.Applied = "", nil
 	return r.w.putLink(ctx, r.ident, next, "", nil)
 }
 
-// handover syncs a live identity to t with Force on behalf of a tombstone,
-// so its state is pushed after anything the tombstone wrote. Only live
-// identities are synced this way, and their syncs never hand over, so
-// the per-identity locks nest at most one deep (no deadlock).
-func (w *Worker) handover(ctx context.Context, t *Target, in queue.Intent, ownerID string) error {
-	owner, err := w.st.GetIdentity(ctx, ownerID)
+// handover syncs owner, a newer incarnation of the tombstone from, to t
+// with Force on its behalf, so its state is pushed after anything the
+// tombstone wrote.
+//
+// No deadlock: a handover waits for the lock of a strictly newer identity
+// only (newer: Created, then ID, which never change), and that identity's
+// own hand-overs go to still newer ones, so lock waits never close a
+// cycle. A live owner may be older (two live identities once shared the
+// external id); its lock is only tried, never waited for, and a busy one
+// has the tombstone retry.
+func (w *Worker) handover(ctx context.Context, t *Target, in queue.Intent, from, owner *store.Identity) error {
+	cur, err := w.st.GetIdentity(ctx, owner.ID)
 	if err != nil {
-		return fmt.Errorf("load live identity: %w", err)
+		return fmt.Errorf("load newer identity: %w", err)
 	}
-	if owner.Deleted {
+	if cur.Deleted != owner.Deleted {
+		// Deleted meanwhile: another identity may own the learner now.
 		return errors.New("the live identity was deleted meanwhile")
 	}
-	groups, err := w.st.GroupsOf(ctx, owner.ID)
+	groups, err := w.st.GroupsOf(ctx, cur.ID)
 	if err != nil {
 		return fmt.Errorf("load groups: %w", err)
 	}
-	oin := queue.Intent{IdentityID: owner.ID, Version: owner.Version, Target: t.Name, Force: true,
+	var unlock func()
+	if newer(cur, from) {
+		unlock, err = w.busy.lock(ctx, lockKey(cur, t))
+		if err != nil {
+			return fmt.Errorf("wait for a concurrent sync of the newer identity: %w", err)
+		}
+	} else if unlock = w.busy.tryLock(lockKey(cur, t)); unlock == nil {
+		return errors.New("the live identity is being synced")
+	}
+	defer unlock()
+	oin := queue.Intent{IdentityID: cur.ID, Version: cur.Version, Target: t.Name, Force: true,
 		Reason: "worker.handover", RequestID: in.RequestID}
-	if err := w.lockedSyncTarget(ctx, t, oin, owner, groups); err != nil {
+	if err := w.targetSync(ctx, t, oin, cur, groups); err != nil {
 		return err
 	}
 	// A change (a delete above all) made while we pushed is synced in the
 	// owner's own queue group, which need not run after us: have the
 	// tombstone retry and judge again.
-	after, err := w.st.GetIdentity(ctx, owner.ID)
+	after, err := w.st.GetIdentity(ctx, cur.ID)
 	if err != nil {
-		return fmt.Errorf("reload live identity: %w", err)
+		return fmt.Errorf("reload newer identity: %w", err)
 	}
-	if after.Version != owner.Version {
-		return errors.New("the live identity changed during the hand-over")
+	if after.Version != cur.Version {
+		return errors.New("the newer identity changed during the hand-over")
 	}
 	return nil
 }
@@ -1021,8 +1086,20 @@ type keyLock struct {
 	waiters int           // holders and waiters; the entry goes at 0
 }
 
+// tryLock takes key if it is free now and returns the unlock, else nil.
+func (k *keyLocks) tryLock(key string) func() {
+	unlock, _ := k.take(context.Background(), key, false)
+	return unlock
+}
+
 // lock waits for key to be free (or ctx to end) and returns the unlock.
 func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
+	return k.take(ctx, key, true)
+}
+
+// take takes key, waiting for it (or ctx to end) if wait is set; without
+// wait it returns nil, nil when the key is held.
+func (k *keyLocks) take(ctx context.Context, key string, wait bool) (func(), error) {
 	k.mu.Lock()
 	if k.m == nil {
 		k.m = map[string]*keyLock{}
@@ -1041,6 +1118,15 @@ func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
 			delete(k.m, key)
 		}
 		k.mu.Unlock()
+	}
+	if !wait {
+		select {
+		case e.ch <- struct{}{}:
+			return func() { <-e.ch; release() }, nil
+		default:
+			release()
+			return nil, nil
+		}
 	}
 	select {
 	case e.ch <- struct{}{}:

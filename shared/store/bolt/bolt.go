@@ -10,7 +10,8 @@
 //	identities   id → identityRec JSON            live identities only
 //	tombstones   id → identityRec JSON            deleted identities
 //	usernames    FoldUserName(userName) → id      live identities only
-//	externalids  externalId/ id → •
+//	externalids  externalId/ id → •               live identities only
+//	tombexternalids  externalId/ id → •           tombstones, by the externalId they carried
 //	groups       id → groupRec JSON
 //	groupnames   FoldUserName(displayName) → id
 //	members      groupId/ userId → •
@@ -63,18 +64,21 @@ const (
 	bTombstones  = "tombstones"
 	bUserNames   = "usernames"
 	bExternalIDs = "externalids"
-	bGroups      = "groups"
-	bGroupNames  = "groupnames"
-	bMembers     = "members"
-	bMemberOf    = "memberof"
-	bLinks       = "links"
-	bPending     = "pending"
-	bAudit       = "audit"
-	bDocs        = "docs"
+	// bTombExternalIDs indexes tombstones by the externalId they carried.
+	// Files written before it existed have no entries for older tombstones.
+	bTombExternalIDs = "tombexternalids"
+	bGroups          = "groups"
+	bGroupNames      = "groupnames"
+	bMembers         = "members"
+	bMemberOf        = "memberof"
+	bLinks           = "links"
+	bPending         = "pending"
+	bAudit           = "audit"
+	bDocs            = "docs"
 )
 
 func allBuckets() []string {
-	return []string{bIdentities, bTombstones, bUserNames, bExternalIDs, bGroups,
+	return []string{bIdentities, bTombstones, bUserNames, bExternalIDs, bTombExternalIDs, bGroups,
 		bGroupNames, bMembers, bMemberOf, bLinks, bPending, bAudit, bDocs}
 }
 
@@ -283,10 +287,15 @@ func markPending(tx *bbolt.Tx, r *identityRec, since time.Time) error {
 }
 
 func indexExternalID(tx *bbolt.Tx, ext, id string, add bool) error {
+	return indexIn(tx, bExternalIDs, ext, id, add)
+}
+
+// indexIn adds or removes id under ext in the index bucket named index.
+func indexIn(tx *bbolt.Tx, index, ext, id string, add bool) error {
 	if ext == "" {
 		return nil
 	}
-	root := tx.Bucket([]byte(bExternalIDs))
+	root := tx.Bucket([]byte(index))
 	if !add {
 		b := root.Bucket([]byte(ext))
 		if b == nil {
@@ -420,6 +429,37 @@ func (s *Store) FindIdentitiesByExternalID(ctx context.Context, externalID strin
 	return out, nil
 }
 
+// FindTombstonesByExternalID implements store.Identities; results are in
+// ID order.
+func (s *Store) FindTombstonesByExternalID(ctx context.Context, externalID string) ([]*store.Identity, error) {
+	var out []*store.Identity
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		if externalID == "" {
+			return nil
+		}
+		b := tx.Bucket([]byte(bTombExternalIDs)).Bucket([]byte(externalID))
+		if b == nil {
+			return nil
+		}
+		dead := tx.Bucket([]byte(bTombstones))
+		return b.ForEach(func(k, _ []byte) error {
+			var r identityRec
+			ok, err := getJSON(dead, string(k), &r)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, r.identity())
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store/bolt: find tombstones by externalId: %w", err)
+	}
+	return out, nil
+}
+
 // UpdateIdentity implements store.Identities. Created is kept from the
 // stored identity; Modified is set to now.
 func (s *Store) UpdateIdentity(ctx context.Context, id *store.Identity, expectedVersion int64) error {
@@ -496,6 +536,9 @@ func (s *Store) DeleteIdentity(ctx context.Context, id string, expectedVersion i
 			return err
 		}
 		if err := indexExternalID(tx, r.ExternalID, id, false); err != nil {
+			return err
+		}
+		if err := indexIn(tx, bTombExternalIDs, r.ExternalID, id, true); err != nil {
 			return err
 		}
 		if _, err := dropMemberships(tx, bMemberOf, bMembers, id); err != nil {

@@ -3,7 +3,7 @@
 // Item types (S = string; "A" is the main item of an entity):
 //
 //	item          PK                 SK                   GSI1PK / GSI1SK        GSI2PK / GSI2SK         GSI3PK / GSI3SK
-//	identity      USER#<id>          A                    USERS / <id>  (live)   EXT#<extId> / <id> (live, extId set)  PENDING / <since>#<id> (pending)
+//	identity      USER#<id>          A                    USERS / <id>  (live)   EXT#<extId> / <id> (extId set; tombstones too)  PENDING / <since>#<id> (pending)
 //	userName      USERNAME#<folded>  A                    -                      -                       -
 //	group         GROUP#<id>         A                    GROUPS / <id>          -                       -
 //	displayName   GROUPNAME#<folded> A                    -                      -                       -
@@ -27,6 +27,9 @@
 // are UTC RFC 3339 with a fixed nine-digit fraction so that string order is
 // time order ("<since>" and "<time>" above). <folded> is
 // store.FoldUserName of the userName or displayName.
+//
+// A tombstone keeps its GSI2 keys so FindTombstonesByExternalID can find
+// it; tombstones written before that change lack them and are not found.
 //
 // Consistency: point reads (GetItem, Query on a partition, BatchGetItem) are
 // strongly consistent; listings, counts, externalId lookups and ListPending

@@ -151,7 +151,8 @@ type identityItem struct {
 }
 
 // newIdentityItem builds the item for id, pending since the given time
-// (none when zero). Tombstones leave the listing and externalId indexes.
+// (none when zero). Tombstones leave the listing index but stay in the
+// externalId index, where FindTombstonesByExternalID finds them.
 func newIdentityItem(id *store.Identity, pendingSince time.Time) *identityItem {
 	it := &identityItem{
 		keys: keys{PK: userPK(id.ID), SK: mainSK, Kind: "identity"},
@@ -161,9 +162,9 @@ func newIdentityItem(id *store.Identity, pendingSince time.Time) *identityItem {
 	}
 	if !id.Deleted {
 		it.GSI1PK, it.GSI1SK = listUsers, id.ID
-		if id.ExternalID != "" {
-			it.GSI2PK, it.GSI2SK = extPK(id.ExternalID), id.ID
-		}
+	}
+	if id.ExternalID != "" {
+		it.GSI2PK, it.GSI2SK = extPK(id.ExternalID), id.ID
 	}
 	if !pendingSince.IsZero() {
 		it.PendingSince = fmtTime(pendingSince)
@@ -612,6 +613,27 @@ func (s *Store) GetIdentityByUserName(ctx context.Context, userName string) (*st
 // FindIdentitiesByExternalID implements store.Identities; results are in ID
 // order. It reads a GSI, so it is eventually consistent.
 func (s *Store) FindIdentitiesByExternalID(ctx context.Context, externalID string) ([]*store.Identity, error) {
+	out, err := s.findByExternalID(ctx, externalID, false)
+	if err != nil {
+		return nil, fmt.Errorf("store/dynamo: find identities by externalId: %w", err)
+	}
+	return out, nil
+}
+
+// FindTombstonesByExternalID implements store.Identities; results are in ID
+// order. It reads a GSI, so it is eventually consistent. Tombstones written
+// before they stayed in that index are not found.
+func (s *Store) FindTombstonesByExternalID(ctx context.Context, externalID string) ([]*store.Identity, error) {
+	out, err := s.findByExternalID(ctx, externalID, true)
+	if err != nil {
+		return nil, fmt.Errorf("store/dynamo: find tombstones by externalId: %w", err)
+	}
+	return out, nil
+}
+
+// findByExternalID reads the externalId index partition and keeps the
+// tombstones (deleted) or the live identities.
+func (s *Store) findByExternalID(ctx context.Context, externalID string, deleted bool) ([]*store.Identity, error) {
 	if externalID == "" {
 		return nil, nil
 	}
@@ -622,23 +644,21 @@ func (s *Store) FindIdentitiesByExternalID(ctx context.Context, externalID strin
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": avS(extPK(externalID))},
 	}, 0)
 	if err != nil {
-		return nil, fmt.Errorf("store/dynamo: find identities by externalId: %w", err)
+		return nil, err
 	}
-	out, err := decodeIdentities(items)
-	if err != nil {
-		return nil, fmt.Errorf("store/dynamo: find identities by externalId: %w", err)
-	}
-	return out, nil
+	return decodeIdentities(items, deleted)
 }
 
-func decodeIdentities(items []map[string]types.AttributeValue) ([]*store.Identity, error) {
+// decodeIdentities decodes identity items, keeping the tombstones when
+// deleted is set and the live identities otherwise.
+func decodeIdentities(items []map[string]types.AttributeValue, deleted bool) ([]*store.Identity, error) {
 	out := make([]*store.Identity, 0, len(items))
 	for _, item := range items {
 		var it identityItem
 		if err := attributevalue.UnmarshalMap(item, &it); err != nil {
 			return nil, fmt.Errorf("decode identity: %w", err)
 		}
-		if it.Deleted {
+		if it.Deleted != deleted {
 			continue
 		}
 		id, err := it.identity()
@@ -833,7 +853,7 @@ func (s *Store) ListIdentities(ctx context.Context, cursor string, limit int) (s
 	if err != nil {
 		return store.Page[*store.Identity]{}, fmt.Errorf("store/dynamo: list identities: %w", err)
 	}
-	ids, err := decodeIdentities(items)
+	ids, err := decodeIdentities(items, false)
 	if err != nil {
 		return store.Page[*store.Identity]{}, fmt.Errorf("store/dynamo: list identities: %w", err)
 	}

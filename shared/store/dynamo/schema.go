@@ -23,8 +23,8 @@ const (
 	AttrListPK = "GSI1PK"
 	AttrListSK = "GSI1SK"
 
-	// IndexExternalID finds live identities by externalId ("EXT#<externalId>",
-	// sort key id). Projection ALL.
+	// IndexExternalID finds identities, tombstones included, by externalId
+	// ("EXT#<externalId>", sort key id). Projection ALL.
 	IndexExternalID  = "GSI2"
 	AttrExternalIDPK = "GSI2PK"
 	AttrExternalIDSK = "GSI2SK"

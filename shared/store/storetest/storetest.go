@@ -12,6 +12,9 @@
 //     ErrNotFound when there is no such identity;
 //   - Members of an unknown group and GroupsOf an unknown identity are
 //     ErrNotFound; FindIdentitiesByExternalID with no match is empty, nil;
+//   - FindTombstonesByExternalID finds a tombstone by the externalId it
+//     carried when deleted, never a live identity (and
+//     FindIdentitiesByExternalID never a tombstone);
 //   - UpdateGroup applies add before remove;
 //   - a displayName change (exact, case included) bumps every member once,
 //     also when the same write changes members, and also for groups larger
@@ -51,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IdentityCreateConflicts", testIdentityCreateConflicts},
 		{"IdentityGetByUserName", testIdentityGetByUserName},
 		{"IdentityFindByExternalID", testFindByExternalID},
+		{"TombstonesByExternalID", testFindTombstonesByExternalID},
 		{"IdentityUpdate", testIdentityUpdate},
 		{"IdentityUpdateUserName", testIdentityUpdateUserName},
 		{"IdentityDelete", testIdentityDelete},
@@ -431,6 +435,79 @@ func testFindByExternalID(t *testing.T, s store.Store) {
 	}
 	if got := find("00uOTHER"); !slices.Equal(got, []string{"a", "c"}) {
 		t.Errorf("after move find(00uOTHER) = %v, want [a c]", got)
+	}
+}
+
+// testFindTombstonesByExternalID: a person deleted, provisioned again and
+// deleted again leaves two tombstones of one externalId; workers need both
+// to tell which incarnation is the newest.
+func testFindTombstonesByExternalID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	del := func(id string) {
+		t.Helper()
+		if _, err := s.DeleteIdentity(ctx, id, mustGet(t, s, id).Version); err != nil {
+			t.Fatalf("DeleteIdentity(%s): %v", id, err)
+		}
+	}
+	mustCreate(t, s, newIdentity("a", "jane@example.com", "00uJANE"))
+	del("a")
+	mustCreate(t, s, newIdentity("b", "jane@example.com", "00uJANE")) // re-provisioned
+	del("b")
+	mustCreate(t, s, newIdentity("c", "jane@example.com", "00uJANE")) // and again, still live
+	mustCreate(t, s, newIdentity("d", "bob@example.com", "00uBOB"))
+	del("d")
+	mustCreate(t, s, newIdentity("e", "eve@example.com", ""))
+	del("e")
+	// A tombstone is found by the externalId it carried when deleted.
+	moved := mustCreate(t, s, newIdentity("f", "fay@example.com", "00uJANE"))
+	moved.ExternalID = "00uFAY"
+	if err := s.UpdateIdentity(ctx, moved, moved.Version); err != nil {
+		t.Fatalf("UpdateIdentity: %v", err)
+	}
+	del("f")
+
+	sorted := func(got []*store.Identity) []string {
+		out := identityIDs(got)
+		slices.Sort(out)
+		return out
+	}
+	tests := []struct {
+		ext        string
+		tombstones []string
+		live       []string
+	}{
+		{"00uJANE", []string{"a", "b"}, []string{"c"}},
+		{"00uBOB", []string{"d"}, []string{}},
+		{"00uFAY", []string{"f"}, []string{}},
+		{"00ujane", []string{}, []string{}}, // externalId is case-sensitive
+		{"missing", []string{}, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ext, func(t *testing.T) {
+			got, err := s.FindTombstonesByExternalID(ctx, tc.ext)
+			if err != nil {
+				t.Fatalf("FindTombstonesByExternalID: %v", err)
+			}
+			if ids := sorted(got); !slices.Equal(ids, tc.tombstones) {
+				t.Errorf("FindTombstonesByExternalID = %v, want %v", ids, tc.tombstones)
+			}
+			for _, g := range got {
+				checkIdentity(t, g, mustGet(t, s, g.ID)) // full records, Deleted set
+				if !g.Deleted {
+					t.Errorf("%s: Deleted = false", g.ID)
+				}
+			}
+			live, err := s.FindIdentitiesByExternalID(ctx, tc.ext)
+			if err != nil {
+				t.Fatalf("FindIdentitiesByExternalID: %v", err)
+			}
+			if ids := sorted(live); !slices.Equal(ids, tc.live) {
+				t.Errorf("FindIdentitiesByExternalID = %v, want %v (no tombstones)", ids, tc.live)
+			}
+		})
+	}
+	if got, err := s.FindTombstonesByExternalID(ctx, ""); err != nil || got != nil {
+		t.Errorf("FindTombstonesByExternalID(\"\") = %v, %v; want nil, nil", identityIDs(got), err)
 	}
 }
 
