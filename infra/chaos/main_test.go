@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/learnerlink/learnerlink/shared/connector"
 	"github.com/learnerlink/learnerlink/shared/connector/absorb/absorbsim"
@@ -183,6 +184,9 @@ func TestCompare(t *testing.T) {
 	}
 	inactive := want
 	inactive.Active = false
+	older := inactive // an earlier incarnation of the same person
+	older.FirstName = "Augusta"
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name       string
 		subjects   []subject
@@ -206,6 +210,12 @@ func TestCompare(t *testing.T) {
 		{"orphan", []subject{live}, []absorbsim.User{good, {ID: "L3", ExternalID: "00u9", Username: "z@x"}}, nil, nil, 0, 0, 1},
 		{"deleted user's learner still active", []subject{{ID: "deleted:00u1", Learner: connector.Learner{ExternalID: "00u1"}, Partial: true}}, []absorbsim.User{good}, nil, []string{"active"}, 0, 0, 0},
 		{"tombstone skipped when provisioned again", []subject{live, {ID: "i0", Live: false, Learner: inactive}}, []absorbsim.User{good}, nil, nil, 0, 0, 0},
+		{"deleted twice: the newest incarnation owns the learner", []subject{
+			{ID: "i0", Learner: older, Created: t0}, {ID: "i1", Learner: inactive, Groups: []string{"G1", "G2"}, Created: t0.Add(time.Second)}},
+			[]absorbsim.User{with(func(u *absorbsim.User) { u.ActiveStatus = 1 })}, nil, nil, 0, 0, 0},
+		{"deleted twice: the older incarnation's values are a mismatch", []subject{
+			{ID: "i0", Learner: inactive, Groups: []string{"G1", "G2"}, Created: t0}, {ID: "i1", Learner: older, Created: t0.Add(time.Second)}},
+			[]absorbsim.User{with(func(u *absorbsim.User) { u.ActiveStatus = 1 })}, nil, []string{"firstName", "groups"}, 0, 0, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,6 +45,9 @@ type subject struct {
 	// Partial marks a deleted user known only by its external id (the
 	// SCIM check): its learner, if any, must merely be inactive.
 	Partial bool
+	// Created orders the incarnations of one person (deleted and
+	// provisioned again): the newest owns the learner.
+	Created time.Time
 }
 
 // mismatch names (never values) the fields of one learner that differ
@@ -118,6 +121,7 @@ func compare(subjects []subject, sv simView, reviews map[string]bool) *outcome {
 	}
 	liveOwner := map[string]bool{}
 	known := map[string]bool{}
+	newestTomb := map[string]subject{} // per external id, the newest deleted incarnation
 	for _, s := range subjects {
 		ext := strings.ToLower(s.Learner.ExternalID)
 		known[ext] = true
@@ -128,6 +132,9 @@ func compare(subjects []subject, sv simView, reviews map[string]bool) *outcome {
 			}
 		} else {
 			out.Tombstones++
+			if n, ok := newestTomb[ext]; !ok || s.Created.After(n.Created) || s.Created.Equal(n.Created) && s.ID > n.ID {
+				newestTomb[ext] = s
+			}
 		}
 	}
 	for _, s := range subjects {
@@ -138,6 +145,9 @@ func compare(subjects []subject, sv simView, reviews map[string]bool) *outcome {
 		ext := strings.ToLower(s.Learner.ExternalID)
 		if !s.Live && liveOwner[ext] {
 			continue // deleted and provisioned again: the live identity owns the learner
+		}
+		if !s.Live && !s.Partial && s.ID != newestTomb[ext].ID {
+			continue // deleted more than once: the newest incarnation owns the learner
 		}
 		us := byExt[ext]
 		if len(us) == 0 {
@@ -312,7 +322,7 @@ func storeCheck(ctx context.Context, dataDir string, knownIDs []string, sv simVi
 			behind = append(behind, id)
 		}
 		subjects = append(subjects, subject{ID: id, Live: !ident.Deleted, Version: ident.Version,
-			Learner: l, Groups: g, MapErr: merr, Link: link, HasLink: true})
+			Learner: l, Groups: g, MapErr: merr, Link: link, HasLink: true, Created: ident.Created})
 	}
 	pend, err := st.ListPending(ctx, time.Now().Add(24*time.Hour), 1<<30)
 	if err != nil {

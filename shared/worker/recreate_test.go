@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,5 +412,54 @@ func TestTombstoneHandsOverToOlderLiveIdentity(t *testing.T) {
 				t.Errorf("B's link = %+v, want the learner released at version %d", lb, delB.Version)
 			}
 		})
+	}
+}
+
+// TestConflictOnAStaleCopyIsJudgedAgain: A's sync loads A while it is
+// live; before A's match is judged, A is deleted and B (same userName and
+// externalId) created and synced. Matching A's stale copy finds B's
+// learner and "another identity with the same external id": that is no
+// case for a human. The sync retries, and the retry (on A's tombstone)
+// leaves the learner to B.
+func TestConflictOnAStaleCopyIsJudgedAgain(t *testing.T) {
+	a := jane()
+	b := jane()
+	b.id, b.last = "id-jane-2", "Doe-Smith"
+	var parked []string
+	h := &hooks{}
+	f := newFixture(t, options{
+		wrap: func(c connector.Connector) connector.Connector { h.Connector = c; return h },
+		cfg: worker.Config{OnConflict: func(_ context.Context, id, _, reason string, _ []string) error {
+			parked = append(parked, id+": "+reason)
+			return nil
+		}},
+	})
+	inA := f.create(a) // never synced: A's sync will look for a learner
+	var done atomic.Bool
+	h.find = func(ctx context.Context, k connector.Key) ([]connector.Learner, error) {
+		if done.CompareAndSwap(false, true) {
+			// Meanwhile in the IdP and another worker: A deleted, B
+			// created and synced (its own look-ups pass straight through).
+			f.delete(a)
+			f.sync(f.create(b))
+		}
+		return h.Connector.Find(ctx, k)
+	}
+	err := f.w.Sync(f.ctx, inA)
+	if !connector.IsRetryable(err) {
+		t.Fatalf("sync on a stale copy = %v, want a retryable error", err)
+	}
+	if len(parked) != 0 {
+		t.Fatalf("parked for review: %v", parked)
+	}
+	if err := f.w.Sync(f.ctx, inA); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	l := f.learnerOf(b.ext)
+	if !l.Active || l.LastName != "Doe-Smith" {
+		t.Errorf("learner = %+v, want B's, active", l)
+	}
+	if len(f.learners()) != 1 || len(parked) != 0 {
+		t.Errorf("%d learners, parked %v", len(f.learners()), parked)
 	}
 }

@@ -517,6 +517,14 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 	if next.LearnerID == "" {
 		id, isNew, err := r.attach(ctx, learner, next)
 		var ce *conflictError
+		if errors.As(err, &ce) {
+			// A match judged on a stale copy (the person was deleted and
+			// provisioned again while we looked) is no conflict: judge
+			// again on the latest state rather than bother a human.
+			if serr := r.stillCurrent(ctx); serr != nil {
+				return serr
+			}
+		}
 		if errors.As(err, &ce) && w.cfg.OnConflict != nil {
 			return r.review(ctx, ce)
 		}
@@ -611,6 +619,21 @@ func (r *run) newerIncarnations(ctx context.Context, l connector.Learner) ([]*st
 		return 0
 	})
 	return out, nil
+}
+
+// stillCurrent re-reads the identity: nil when the sync's copy is still
+// its latest version, else a retryable error (the next delivery syncs
+// the latest state).
+func (r *run) stillCurrent(ctx context.Context) error {
+	cur, err := r.w.st.GetIdentity(ctx, r.ident.ID)
+	if err != nil {
+		return fmt.Errorf("reload identity: %w", err)
+	}
+	if cur.Version == r.ident.Version {
+		return nil
+	}
+	return &connector.Error{Op: "resolve", Retryable: true,
+		Err: fmt.Errorf("the identity changed during the sync (version %d, now %d); judging again", r.ident.Version, cur.Version)}
 }
 
 // newer orders incarnations of a person: by Created, then by ID, so that
