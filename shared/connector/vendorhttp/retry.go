@@ -24,7 +24,7 @@ const (
 
 // Retry is the connectors' in-request retry policy, written once here:
 // one failed request should not fail a whole sync (whose retry costs a
-// queue receive, five of which send the intent to the dead-letter queue).
+// queue delivery, a backoff and every request the sync made before).
 // The zero value is the default policy.
 //
 // What is retried (Retryable):
