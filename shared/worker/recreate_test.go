@@ -463,3 +463,46 @@ func TestConflictOnAStaleCopyIsJudgedAgain(t *testing.T) {
 		t.Errorf("%d learners, parked %v", len(f.learners()), parked)
 	}
 }
+
+// TestTombstoneConflictWithNewIncarnationReleases: a tombstone that never
+// had a learner of its own looks for one by external id and finds the
+// learner of an earlier incarnation; while it looks, the person is
+// provisioned again. The live identity that now shares the external id
+// owns the learner: the tombstone lets go instead of asking a human.
+func TestTombstoneConflictWithNewIncarnationReleases(t *testing.T) {
+	a0, a, b := jane(), jane(), jane()
+	a.id, b.id, b.last = "id-jane-2", "id-jane-3", "Doe-Smith"
+	var parked []string
+	h := &hooks{}
+	f := newFixture(t, options{
+		wrap: func(c connector.Connector) connector.Connector { h.Connector = c; return h },
+		cfg: worker.Config{OnConflict: func(_ context.Context, id, _, reason string, _ []string) error {
+			parked = append(parked, id+": "+reason)
+			return nil
+		}},
+	})
+	f.sync(f.create(a0)) // the learner
+	f.sync(f.delete(a0)) // deactivated, by the earlier incarnation
+	f.create(a)          // provisioned again, deleted before it was ever synced
+	delA := f.delete(a)
+	var done atomic.Bool
+	h.find = func(ctx context.Context, k connector.Key) ([]connector.Learner, error) {
+		if done.CompareAndSwap(false, true) {
+			f.create(b) // provisioned once more while A's tombstone looks
+		}
+		return h.Connector.Find(ctx, k)
+	}
+	if err := f.w.Sync(f.ctx, delA); err != nil {
+		t.Fatalf("tombstone sync: %v", err)
+	}
+	if len(parked) != 0 {
+		t.Fatalf("parked for review: %v", parked)
+	}
+	if l := f.link(a.id); l == nil || l.LearnerID != "" {
+		t.Errorf("A's link = %+v, want released", l)
+	}
+	f.sync(queue.Intent{IdentityID: b.id, Version: 1})
+	if l := f.learnerOf(b.ext); !l.Active || l.LastName != "Doe-Smith" || len(f.learners()) != 1 {
+		t.Errorf("learner = %+v (%d learners), want B's, active", l, len(f.learners()))
+	}
+}

@@ -524,6 +524,17 @@ func (w *Worker) syncTarget(ctx context.Context, t *Target, in queue.Intent, ide
 			if serr := r.stillCurrent(ctx); serr != nil {
 				return serr
 			}
+			// A tombstone whose person was provisioned again after our
+			// first look: the new incarnation owns the learner.
+			if ident.Deleted {
+				owners, oerr := r.newerIncarnations(ctx, learner)
+				if oerr != nil {
+					return oerr
+				}
+				if len(owners) > 0 {
+					return r.release(ctx, next, owners)
+				}
+			}
 		}
 		if errors.As(err, &ce) && w.cfg.OnConflict != nil {
 			return r.review(ctx, ce)
