@@ -189,7 +189,10 @@ func Start(ctx context.Context, s config.Settings, o Options) (*Runner, error) {
 	ctx, r.cancel = context.WithCancel(ctx)
 	sw := &sweeper.Sweeper{St: r.Store, Q: fan, Threshold: s.PendingThreshold, Logger: o.Logger}
 	r.wg.Add(3)
-	go func() { defer r.wg.Done(); _ = w.Run(ctx, r.Queue, s.Workers, 10) }()
+	// Batch 0: as many as the worker syncs at once. The disk queue hands
+	// out one message per identity per receive, so a bigger batch would
+	// coalesce nothing and only leave messages waiting while received.
+	go func() { defer r.wg.Done(); _ = w.Run(ctx, r.Queue, s.Workers, 0) }()
 	go func() { defer r.wg.Done(); sw.Run(ctx, time.Minute) }()
 	go func() {
 		defer r.wg.Done()

@@ -21,17 +21,21 @@ type Queue interface {
 
 // Run polls q with n concurrent consumers until ctx is done. Throughput to
 // a target is bounded by the target's limiter, not by n. Each consumer
-// holds up to batch messages while it syncs them Config.Parallel at a
-// time, so n*batch messages can wait on the limiter at once: keep
-// n*batch*(target requests per sync)/(target rate) well under the queue's
-// visibility timeout, or messages are redelivered while still being
-// worked on (harmless, but wasted work and a step towards MaxReceives).
+// holds up to batch messages (0: Config.Parallel) while it syncs them
+// Config.Parallel at a time, so n*batch messages can wait on the limiter
+// at once: keep n*batch*(target requests per sync)/(target rate) well
+// under the queue's visibility timeout, or messages are redelivered while
+// still being worked on (harmless, but wasted work and a step towards
+// MaxReceives).
 func (w *Worker) Run(ctx context.Context, q Queue, n int, batch int) error {
 	if n < 1 {
 		n = 1
 	}
 	if batch < 1 {
-		batch = 10
+		// As many as one Process syncs at once: a received message that
+		// waits behind others in its batch spends a delivery (and, should
+		// the process die meanwhile, a receive) without being worked on.
+		batch = w.cfg.Parallel
 	}
 	var wg sync.WaitGroup
 	for range n {
